@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from types import CoroutineType, FunctionType, MethodType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_ASYNC_CODE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def call_async(
+    func: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...], where: str
+) -> Coroutine[Any, Any, T]:
+    """
+    Call ``func(*args)`` and return the coroutine, or raise ``TypeError`` (API.md S3).
+
+    Calling an async function only creates the coroutine; its body runs later, in
+    the task. ``where`` names the call for error messages ("JoinSet.spawn()").
+    """
+    if type(func) is FunctionType and func.__code__.co_flags & inspect.CO_COROUTINE:
+        coro = func(*args)  # the common case: a plain ``async def``
+    else:
+        _reject_before_call(func, where)
+        coro = func(*args)
+    if type(coro) is not CoroutineType and not isinstance(coro, Coroutine):
+        _reject_result(func, coro, where)
+    return coro
+
+
+def _describe(func: object) -> str:
+    name = getattr(func, "__qualname__", None)
+    return name if isinstance(name, str) else repr(func)
+
+
+def _reject_before_call(func: object, where: str) -> None:
+    if inspect.iscoroutine(func):
+        # Close it, so the mistake is reported once, here, and not again as
+        # "coroutine ... was never awaited".
+        func.close()
+        name = _describe(func)
+        msg = (
+            f"{where} got a coroutine object ({name}); pass the async function "
+            f"and its arguments instead: spawn({name}, *args), not spawn({name}(*args))."
+        )
+        raise TypeError(msg)
+    if not callable(func):
+        msg = f"{where} expects an async function, but got {_describe(func)} ({type(func).__name__}), which is not callable."
+        raise TypeError(msg)
+    if _is_sync_function(func):
+        name = _describe(func)
+        msg = (
+            f"{where} expects an async function, but {name} is synchronous; to run "
+            f"blocking code in a worker thread, spawn anyio.to_thread.run_sync: "
+            f"spawn(anyio.to_thread.run_sync, {name}, *args)."
+        )
+        raise TypeError(msg)
+
+
+def _is_sync_function(func: object) -> bool:
+    """
+    Tell a plain ``def`` apart before calling it, so a sync function never runs.
+
+    Only a Python function (possibly behind partials or a bound method) with no
+    async code flag, no ``__wrapped__`` and no coroutine mark counts: anything
+    else may still return a coroutine, and the call decides.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func  # pyright: ignore[reportUnknownMemberType]
+    if isinstance(func, MethodType):
+        func = func.__func__
+    if not isinstance(func, FunctionType):
+        return False
+    if func.__code__.co_flags & _ASYNC_CODE_FLAGS:
+        return False
+    return not hasattr(func, "__wrapped__") and not inspect.iscoroutinefunction(func)
+
+
+def _reject_result(func: object, result: object, where: str) -> None:
+    name = _describe(func)
+    if inspect.isasyncgen(result):
+        msg = f"{where} expects an async function, but {name} is an async generator function; iterate it inside an async function and spawn that."
+    else:
+        msg = (
+            f"{where} expects an async function, but {name}() returned "
+            f"{type(result).__name__}, not a coroutine; spawn an async function "
+            f"(or anyio.to_thread.run_sync for blocking code)."
+        )
+    raise TypeError(msg)

@@ -1,0 +1,550 @@
+# How this works
+# ==============
+#
+# A JoinSet is one AnyIO task group plus one unbounded AnyIO memory object
+# stream. ``spawn`` calls the function (which only creates the coroutine) and
+# starts ``_run(handle, coro)`` in the task group. AnyIO (>= 4.14) runs every
+# task inside its own cancel scope, held by the TaskHandle that
+# ``create_task`` returns; ``JoinHandle.abort`` cancels that scope, so each
+# task can be aborted alone at no extra cost.
+#
+# The exactly-once hand-off
+# -------------------------
+# When the coroutine ends, ``_run`` turns the ending into an Outcome and
+# pushes it with ``send_nowait``: the stream gives it straight to a waiting
+# ``join_next`` or buffers it. ``_pending`` (== len) counts tasks whose
+# outcome has not been handed out; it goes down only after a caller has taken
+# an outcome out of the stream, so every outcome is counted off once.
+#
+# Cancel safety comes from the stream and AnyIO together: ``send_nowait``
+# skips a receiver whose cancellation is pending, and AnyIO never cancels a
+# task whose wake-up is already due. A cancelled ``join_next`` therefore
+# either raised before taking an outcome, or returns it.
+#
+# Several ``join_next`` callers may wait while fewer outcomes are to come than
+# there are callers. When ``_pending`` falls to 0, every receiver still
+# waiting is sent one ``None`` (the stream's only way to wake a receiver), and
+# returns ``None``. A ``None`` that found no receiver stays in the buffer and
+# is skipped.
+#
+# Limit
+# -----
+# With ``limit=n`` a spawn beyond n running tasks keeps its coroutine and a
+# copy of its context on the handle, in ``_queue``. A finishing task starts
+# the next one in spawn order. ``wait_for_capacity`` waits on an Event that is
+# set when running + waiting drops below n.
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections import deque
+from collections.abc import Callable, Coroutine
+from contextvars import copy_context
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from anyio import (
+    ClosedResourceError,
+    EndOfStream,
+    Event,
+    WouldBlock,
+    create_memory_object_stream,
+    create_task_group,
+    get_cancelled_exc_class,
+)
+from anyio.lowlevel import checkpoint
+
+from ._calling import call_async
+from ._handle import JoinHandle
+from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    if sys.version_info >= (3, 11):
+        from typing import Self, TypeVarTuple, Unpack
+    else:
+        from typing_extensions import Self, TypeVarTuple, Unpack
+
+    PosArgsT = TypeVarTuple("PosArgsT")
+
+T = TypeVar("T")
+
+logger = logging.getLogger("anyio_joinset")
+
+_NEW = 0
+_OPEN = 1
+_CLOSED = 2
+
+
+@final
+class JoinSet(Generic[T]):
+    """
+    A set of concurrent tasks whose outcomes you take as they finish.
+
+    Use it as an async context manager; leaving the block aborts every task still
+    running and waits for it (API.md S1, S13). Subscript it at the call site with
+    the tasks' result type: ``async with JoinSet[int]() as js: ...``.
+
+    Args:
+        limit: Run at most this many tasks at once; the others wait in spawn
+            order (API.md S14). ``None`` (the default) means no limit.
+
+    Raises:
+        ValueError: If ``limit`` is an integer below 1.
+        TypeError: If ``limit`` is not an integer or ``None``.
+    """
+
+    __slots__ = (
+        "_cancelled_exc",
+        "_capacity",
+        "_limit",
+        "_live",
+        "_next_id",
+        "_pending",
+        "_queue",
+        "_receive",
+        "_running",
+        "_send",
+        "_state",
+        "_tg",
+    )
+
+    _tg: TaskGroup
+    _send: MemoryObjectSendStream[Outcome[T] | None]
+    _receive: MemoryObjectReceiveStream[Outcome[T] | None]
+    _cancelled_exc: type[BaseException]
+
+    def __init__(self, *, limit: int | None = None) -> None:
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+                msg = f"JoinSet limit must be an int or None, not {type(limit).__name__}."
+                raise TypeError(msg)
+            if limit < 1:
+                msg = f"JoinSet limit must be at least 1, got {limit}; use limit=None for no limit."
+                raise ValueError(msg)
+        self._limit = limit
+        self._state = _NEW
+        self._next_id = 0
+        self._pending = 0
+        self._running = 0
+        # Tasks not finished yet, in spawn order, for abort_all.
+        self._live: dict[JoinHandle[T], None] = {}
+        self._queue: deque[JoinHandle[T]] = deque()
+        self._capacity: Event | None = None
+
+    # -- scope (S1, S13) ---------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != _NEW:
+            msg = "This JoinSet has already been used; create a new JoinSet for each async with block."
+            raise RuntimeError(msg)
+        self._state = _OPEN
+        self._cancelled_exc = get_cancelled_exc_class()
+        self._send, self._receive = create_memory_object_stream[Outcome[T] | None](math.inf)
+        self._tg = create_task_group()
+        try:
+            await self._tg.__aenter__()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if self._state != _OPEN:
+            msg = "This JoinSet is not open; __aexit__ must follow __aenter__."
+            raise RuntimeError(msg)
+        self._state = _CLOSED  # no spawns while tasks unwind
+        self.abort_all()
+        # The task group only needs to see a cancellation (so its scope can
+        # account for it). Any other exception of the body is ours to let
+        # propagate: returning None re-raises the very same object, unwrapped
+        # and with no "during handling of" context (S13).
+        cancelled = isinstance(exc_val, self._cancelled_exc)
+        try:
+            if cancelled:
+                await self._tg.__aexit__(exc_type, exc_val, exc_tb)
+            else:
+                await self._tg.__aexit__(None, None, None)
+        except self._cancelled_exc:
+            if exc_val is None:
+                raise
+            # The body's own exception wins over a cancellation of the wait.
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._state = _CLOSED
+        self._pending = 0
+        self._live.clear()
+        self._queue.clear()
+        while True:
+            try:
+                outcome = self._receive.receive_nowait()
+            except (WouldBlock, EndOfStream, ClosedResourceError):
+                break
+            if outcome is not None:
+                _discard(outcome)
+        # Closing the sending side wakes every join_next still waiting, with
+        # EndOfStream, which it turns into None.
+        self._send.close()
+        self._receive.close()
+        if self._capacity is not None:
+            self._capacity.set()
+            self._capacity = None
+
+    # -- spawning (S2, S3, S14) ---------------------------------------------
+
+    def spawn(
+        self,
+        func: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+    ) -> JoinHandle[T]:
+        """
+        Start ``func(*args)`` as a new task of this set (API.md S2).
+
+        Synchronous, like ``TaskGroup.start_soon``: the task starts at the next
+        scheduling point (or, under ``limit``, when a slot frees up), whether or not
+        anyone joins it. It runs in a copy of the ``contextvars`` context of this
+        call. Pass keyword arguments with :func:`functools.partial`.
+
+        Args:
+            func: An async function.
+            *args: Positional arguments for ``func``.
+            name: The task's name; defaults to the function's qualified name.
+
+        Returns:
+            A handle to abort the task or ask whether it is done.
+
+        Raises:
+            RuntimeError: If the set is not open (before ``async with`` or after
+                it) (S3).
+            TypeError: If ``func`` is not an async function, or is a coroutine
+                object (which is closed) (S3).
+        """
+        if self._state != _OPEN:
+            if self._state == _NEW:
+                msg = "This JoinSet is not open yet; spawn tasks inside its async with block."
+            else:
+                msg = "This JoinSet is closed; no new tasks can be spawned."
+            raise RuntimeError(msg)
+        coro = call_async(func, args, "JoinSet.spawn()")
+        self._next_id += 1
+        handle = JoinHandle(self, self._next_id, coro.__qualname__ if name is None else str(name))
+        # Count the task before starting it: under an eager task factory it may
+        # even finish inside create_task.
+        self._live[handle] = None
+        self._pending += 1
+        limit = self._limit
+        if limit is None or (self._running < limit and not self._queue):
+            try:
+                self._start(handle, coro)
+            except BaseException:
+                del self._live[handle]
+                self._pending -= 1
+                raise
+        else:
+            handle._coro = coro  # noqa: SLF001
+            handle._context = copy_context()  # noqa: SLF001
+            self._queue.append(handle)
+        return handle
+
+    def _start(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+        self._running += 1
+        try:
+            task = self._tg.create_task(
+                self._run(handle, coro), name=handle._name, context=handle._context  # noqa: SLF001
+            )
+        except BaseException:
+            self._running -= 1
+            coro.close()
+            raise
+        if not handle._done:  # noqa: SLF001
+            handle._task = task  # noqa: SLF001
+        handle._context = None  # noqa: SLF001
+
+    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+        # The task wrapper: turn however ``coro`` ends into an Outcome.
+        outcome: Outcome[T]
+        if handle._aborted:  # noqa: SLF001
+            # Aborted before it started: its body never runs (S7).
+            coro.close()
+            outcome = Outcome(handle._id, handle._name, CANCELLED, None)  # noqa: SLF001
+            self._finish(handle, outcome)
+            return
+        try:
+            value = await coro
+        except Exception as exc:  # errors are values (S6)
+            outcome = Outcome(handle._id, handle._name, FAILED, exc)  # noqa: SLF001
+        except BaseException as exc:
+            if isinstance(exc, self._cancelled_exc):
+                outcome = Outcome(handle._id, handle._name, CANCELLED, None)  # noqa: SLF001
+                self._finish(handle, outcome)
+            else:
+                # KeyboardInterrupt & co. are not captured (S6): the task group
+                # tears everything down and the exception propagates.
+                self._forget(handle)
+            raise
+        else:
+            outcome = Outcome(handle._id, handle._name, SUCCEEDED, value)  # noqa: SLF001
+        self._finish(handle, outcome)
+
+    def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+        self._forget(handle)
+        self._send.send_nowait(outcome)
+
+    def _forget(self, handle: JoinHandle[T]) -> None:
+        handle._done = True  # noqa: SLF001
+        handle._task = None  # noqa: SLF001
+        del self._live[handle]
+        self._running -= 1
+        if self._queue:
+            self._start_waiting()
+        if self._capacity is not None:
+            self._notify_capacity()
+
+    def _start_waiting(self) -> None:
+        limit = self._limit
+        assert limit is not None  # noqa: S101
+        queue = self._queue
+        while queue and self._running < limit and self._state == _OPEN:
+            handle = queue.popleft()
+            coro = handle._coro  # noqa: SLF001
+            assert coro is not None  # noqa: S101
+            handle._coro = None  # noqa: SLF001
+            self._start(handle, coro)
+
+    def _abort_waiting(self, handle: JoinHandle[T]) -> None:
+        # Called by JoinHandle.abort for a task still waiting for a slot.
+        self._queue.remove(handle)
+        self._finish_unstarted(handle)
+
+    def _finish_unstarted(self, handle: JoinHandle[T]) -> None:
+        coro = handle._coro  # noqa: SLF001
+        assert coro is not None  # noqa: S101
+        coro.close()  # never started, so none of its body runs (S7, S14)
+        handle._coro = handle._context = None  # noqa: SLF001
+        handle._done = True  # noqa: SLF001
+        del self._live[handle]
+        self._send.send_nowait(Outcome(handle._id, handle._name, CANCELLED, None))  # noqa: SLF001
+        if self._capacity is not None:
+            self._notify_capacity()
+
+    def _notify_capacity(self) -> None:
+        assert self._limit is not None  # noqa: S101
+        if self._capacity is not None and self._running + len(self._queue) < self._limit:
+            self._capacity.set()
+            self._capacity = None
+
+    # -- aborting (S7, S8, S9) ---------------------------------------------
+
+    def abort_all(self) -> None:
+        """
+        Abort every task in the set (API.md S8).
+
+        Never waits and is not a checkpoint. It does not cancel the body or the
+        set: tasks spawned afterwards run normally. ``len`` does not change; the
+        aborted tasks' outcomes still come out of the set.
+        """
+        if self._queue:
+            # Waiting tasks end at once, in spawn order, without ever running.
+            queue, self._queue = self._queue, deque()
+            for handle in queue:
+                handle._aborted = True  # noqa: SLF001
+                self._finish_unstarted(handle)
+        for handle in list(self._live):
+            handle.abort()
+
+    async def shutdown(self) -> None:
+        """
+        Abort all tasks, wait for every one to finish, and discard their outcomes.
+
+        Afterwards ``len(js) == 0`` and the set can be used again within the same
+        block (API.md S9). It is a checkpoint. A failure discarded here that was
+        never retrieved is logged at WARNING on the ``anyio_joinset`` logger, as at
+        block exit (S13). Tasks spawned while it waits are aborted as well.
+
+        Raises:
+            The caller's cancellation, if its scope is cancelled while waiting; the
+            outcomes not discarded yet stay in the set.
+        """
+        self.abort_all()
+        if not self._pending:
+            await checkpoint()
+            return
+        aborted_up_to = self._next_id
+        while self._pending:
+            if self._next_id != aborted_up_to:
+                self.abort_all()
+                aborted_up_to = self._next_id
+            outcome = await self.join_next()
+            if outcome is not None:
+                _discard(outcome)
+
+    # -- joining (S5, S10, S11, S12) ----------------------------------------
+
+    def __len__(self) -> int:
+        """Tasks spawned and not yet handed out: running, waiting or finished (S4)."""
+        return self._pending
+
+    async def join_next(self) -> Outcome[T] | None:
+        """
+        Wait for the next task to finish and return its outcome (API.md S5).
+
+        A checkpoint on every call, even when an outcome is ready or the set is
+        empty. Outcomes come out in completion order.
+
+        Cancel-safe: if the call is cancelled, no outcome is lost; a later call
+        returns it. Several tasks may call it at once; each outcome goes to exactly
+        one of them, and callers still waiting when the set runs empty get ``None``.
+
+        Returns:
+            The outcome of a finished task, or ``None`` at once (after the
+            checkpoint) if the set is empty.
+
+        Raises:
+            The caller's cancellation, if its scope is cancelled; any ready outcome
+            stays in the set.
+        """
+        if not self._pending:
+            await checkpoint()
+            return None
+        receive = self._receive
+        while True:
+            try:
+                outcome = await receive.receive()
+            except (EndOfStream, ClosedResourceError):
+                return None  # the block was left while we waited
+            if outcome is not None:
+                self._handed_out()
+                return outcome
+            if not self._pending:
+                return None
+            # A stale wake-up from an earlier empty moment: keep waiting.
+
+    def try_join_next(self) -> Outcome[T] | None:
+        """
+        Return a finished task's outcome if one is ready, else ``None`` (API.md S10).
+
+        Never waits and is not a checkpoint. It never takes an outcome promised to
+        a ``join_next`` already waiting in another task.
+
+        Returns:
+            An outcome, or ``None`` if nothing is ready or the set is empty.
+        """
+        if not self._pending:
+            return None
+        receive = self._receive
+        while True:
+            try:
+                outcome = receive.receive_nowait()
+            except (WouldBlock, EndOfStream, ClosedResourceError):
+                return None
+            if outcome is not None:
+                self._handed_out()
+                return outcome
+
+    def _handed_out(self) -> None:
+        self._pending -= 1
+        if not self._pending:
+            # Wake the callers that are still waiting: nothing is left for them.
+            send = self._send
+            for _ in range(self._receive.statistics().tasks_waiting_receive):
+                send.send_nowait(None)
+
+    async def join_all(self) -> list[T]:
+        """
+        Wait for every task and return their values in completion order (S11).
+
+        Fails fast: on the first outcome that is a failure or a cancellation, it
+        aborts the remaining tasks, waits for them (discarding their outcomes, as
+        :meth:`shutdown` does) and raises. Afterwards the set is empty. It is a
+        checkpoint.
+
+        Returns:
+            The tasks' return values, in the order the tasks finished.
+
+        Raises:
+            Exception: The first failed task's own exception (the same object).
+            TaskCancelled: If the first failing outcome is a cancelled task.
+        """
+        values: list[T] = []
+        while (outcome := await self.join_next()) is not None:
+            if outcome._kind == SUCCEEDED:  # noqa: SLF001
+                values.append(outcome._payload)  # type: ignore[arg-type]  # noqa: SLF001
+                continue
+            try:
+                await self.shutdown()
+            except BaseException:
+                # Interrupted while draining: the failure must not vanish.
+                _discard(outcome)
+                raise
+            outcome._raise()  # noqa: SLF001
+        return values
+
+    def __aiter__(self) -> Self:
+        """Iterate over outcomes until the set is empty, like a join_next loop (S12)."""
+        return self
+
+    async def __anext__(self) -> Outcome[T]:
+        outcome = await self.join_next()
+        if outcome is None:
+            raise StopAsyncIteration
+        return outcome
+
+    # -- backpressure (S14) ------------------------------------------------
+
+    async def wait_for_capacity(self) -> None:
+        """
+        Wait until fewer than ``limit`` tasks are running or waiting to start (S14).
+
+        A checkpoint; returns at once (after the checkpoint) when ``limit`` is
+        ``None`` or there is room. A producer that awaits it before each ``spawn``
+        keeps at most ``limit`` unfinished tasks in memory.
+
+        Raises:
+            The caller's cancellation, if its scope is cancelled.
+        """
+        limit = self._limit
+        if limit is None or self._state != _OPEN or self._running + len(self._queue) < limit:
+            await checkpoint()
+            return
+        while self._state == _OPEN and self._running + len(self._queue) >= limit:
+            if self._capacity is None:
+                self._capacity = Event()
+            await self._capacity.wait()
+
+    @property
+    def limit(self) -> int | None:
+        """The most tasks this set runs at once, or ``None`` for no limit."""
+        return self._limit
+
+    def __repr__(self) -> str:
+        state = ("new", "open", "closed")[self._state]
+        return (
+            f"<JoinSet {state} len={self._pending} running={self._running} "
+            f"waiting={len(self._queue)} limit={self._limit}>"
+        )
+
+
+def _discard(outcome: Outcome[Any]) -> None:
+    """Drop an outcome nobody will join; a failure is logged, never silent (S13)."""
+    if outcome._kind == FAILED:  # noqa: SLF001
+        exc = outcome._payload  # noqa: SLF001
+        assert isinstance(exc, BaseException)  # noqa: S101
+        logger.warning(
+            "Task %r (id %d) failed and its outcome was never joined",
+            outcome.name,
+            outcome.id,
+            exc_info=exc,
+        )
+

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from typing import Generic, NoReturn, TypeVar, final
+
+from ._exceptions import TaskCancelled
+
+T = TypeVar("T")
+
+# How a task ended; an int is the cheapest immutable tag to store per outcome.
+SUCCEEDED = 0
+FAILED = 1
+CANCELLED = 2
+
+
+@final
+class Outcome(Generic[T]):
+    """
+    How one task of a :class:`JoinSet` ended: a value, an exception, or cancelled.
+
+    Modelled on a finished :class:`concurrent.futures.Future`. Outcomes are handed
+    out by :meth:`JoinSet.join_next`, :meth:`JoinSet.try_join_next` and iteration,
+    exactly once each. They are immutable and are not meant to be constructed by
+    users.
+    """
+
+    __slots__ = ("_id", "_kind", "_name", "_payload")
+
+    def __init__(self, id: int, name: str, kind: int, payload: object) -> None:  # noqa: A002
+        self._id = id
+        self._name = name
+        self._kind = kind
+        self._payload = payload
+
+    @property
+    def id(self) -> int:
+        """The id of the task, the same as its :attr:`JoinHandle.id`."""
+        return self._id
+
+    @property
+    def name(self) -> str:
+        """The name of the task, the same as its :attr:`JoinHandle.name`."""
+        return self._name
+
+    def cancelled(self) -> bool:
+        """Return ``True`` if the task ended cancelled (aborted, or by a scope)."""
+        return self._kind == CANCELLED
+
+    def result(self) -> T:
+        """
+        Return the task's return value.
+
+        Returns:
+            The value the task's function returned.
+
+        Raises:
+            TaskCancelled: If the task was cancelled.
+            BaseException: The task's own exception (the same object), if it failed.
+        """
+        if self._kind == SUCCEEDED:
+            return self._payload  # type: ignore[return-value]
+        if self._kind == FAILED:
+            raise self._payload  # type: ignore[misc]
+        self._raise_cancelled()
+
+    def exception(self) -> BaseException | None:
+        """
+        Return the task's exception, or ``None`` if it succeeded.
+
+        Raises:
+            TaskCancelled: If the task was cancelled.
+        """
+        if self._kind == SUCCEEDED:
+            return None
+        if self._kind == FAILED:
+            return self._payload  # type: ignore[return-value]
+        self._raise_cancelled()
+
+    def _raise(self) -> NoReturn:
+        # For join_all: raise what result() would, for a failed or cancelled task.
+        if self._kind == FAILED:
+            raise self._payload  # type: ignore[misc]
+        self._raise_cancelled()
+
+    def _raise_cancelled(self) -> NoReturn:
+        msg = f"Task {self._name!r} (id {self._id}) was cancelled."
+        raise TaskCancelled(msg)
+
+    def __repr__(self) -> str:
+        if self._kind == SUCCEEDED:
+            state = f"value={self._payload!r}"
+        elif self._kind == FAILED:
+            state = f"exception={_safe_repr(self._payload)}"
+        else:
+            state = "cancelled"
+        return f"<Outcome id={self._id} name={self._name!r} {state}>"
+
+
+def _safe_repr(obj: object) -> str:
+    # A task's exception may have a broken __repr__; a repr must never raise.
+    try:
+        return repr(obj)
+    except Exception:  # noqa: BLE001
+        return f"<{type(obj).__name__} object (repr failed)>"
