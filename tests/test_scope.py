@@ -1,0 +1,205 @@
+"""S1 scope and S13 leaving the block."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import anyio
+import pytest
+from helpers import Gate, fail_with, forever, value_of
+
+from anyio_joinset import JoinSet
+
+
+async def test_entering_twice_raises() -> None:
+    """S1: a JoinSet is single-use; entering it again raises RuntimeError."""
+    js = JoinSet[object]()
+    async with js:
+        pass
+    with pytest.raises(
+        RuntimeError,
+        match=(
+            r"^This JoinSet has already been used; create a new JoinSet for each "
+            r"async with block\.$"
+        ),
+    ):
+        async with js:
+            pass  # pragma: no cover
+
+
+async def test_entering_while_open_raises() -> None:
+    """S1: entering an open JoinSet again (nested) raises RuntimeError."""
+    async with JoinSet[object]() as js:
+        with pytest.raises(RuntimeError, match=r"^This JoinSet has already been used"):
+            await js.__aenter__()
+
+
+async def test_leaving_aborts_running_tasks_and_waits_for_cleanup() -> None:
+    """S13 (tokio test_abort_on_drop): leaving the block aborts tasks and awaits cleanup."""
+    gates = [Gate() for _ in range(16)]
+    async with JoinSet[object]() as js:
+        for gate in gates:
+            js.spawn(gate.wait)
+        await anyio.wait_all_tasks_blocked()
+    assert all(g.started and g.cleaned_up and not g.finished for g in gates)
+    assert len(js) == 0
+
+
+async def test_leaving_never_runs_unstarted_tasks() -> None:
+    """S7/S13: tasks spawned but not started when the block ends never run their body."""
+    gates = [Gate() for _ in range(4)]
+    async with JoinSet[object]() as js:
+        for gate in gates:
+            js.spawn(gate.wait)
+    assert not any(g.started for g in gates)
+
+
+async def test_no_task_outlives_the_block_even_if_cleanup_is_slow() -> None:
+    """S13: leaving waits for every task to finish unwinding."""
+    finished: list[str] = []
+
+    async def slow_cleanup() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+                finished.append("cleanup")
+
+    async with JoinSet[None]() as js:
+        js.spawn(slow_cleanup)
+        await anyio.wait_all_tasks_blocked()
+    assert finished == ["cleanup"]
+
+
+async def test_body_exception_propagates_unchanged() -> None:
+    """S13: the body's exception is the same object, unwrapped, with no chained context."""
+    error = LookupError("from the body")
+    gate = Gate()
+    with pytest.raises(LookupError) as info:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait)
+            js.spawn(fail_with, ValueError("a task's"))
+            await anyio.wait_all_tasks_blocked()
+            raise error
+    assert info.value is error
+    assert error.__context__ is None
+    assert error.__cause__ is None
+    assert gate.cleaned_up
+    text = "".join(traceback.format_exception(error))
+    assert "During handling" not in text
+    assert "ExceptionGroup" not in text
+
+
+async def test_body_base_exception_propagates_unchanged() -> None:
+    """S13: a non-Exception BaseException of the body also propagates as itself."""
+
+    class Stop(BaseException):
+        pass
+
+    stop = Stop()
+    with pytest.raises(Stop) as info:
+        async with JoinSet[object]() as js:
+            js.spawn(forever)
+            raise stop
+    assert info.value is stop
+    assert stop.__context__ is None
+
+
+async def test_body_cancelled_by_outer_scope_aborts_tasks() -> None:
+    """S13: leaving by cancellation aborts the tasks and the cancellation is absorbed."""
+    gate = Gate()
+    with anyio.CancelScope() as scope:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait)
+            await anyio.wait_all_tasks_blocked()
+            scope.cancel()
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert gate.cleaned_up
+    assert not gate.finished
+
+
+async def test_body_timeout_aborts_tasks() -> None:
+    """S13: move_on_after around the block ends the tasks with the block."""
+    gate = Gate()
+    with anyio.move_on_after(0) as scope:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait)
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+
+
+async def test_unjoined_failures_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """S13: each failure never retrieved is logged once at WARNING with exc_info."""
+    errors = [ValueError("one"), KeyError("two")]
+    with caplog.at_level(logging.DEBUG, logger="anyio_joinset"):
+        async with JoinSet[object]() as js:
+            for i, error in enumerate(errors):
+                js.spawn(fail_with, error, name=f"failing-{i}")
+            js.spawn(value_of, "fine")
+            js.spawn(forever)  # aborted at exit: a cancellation is not a failure
+            await anyio.wait_all_tasks_blocked()
+    records = [r for r in caplog.records if r.name == "anyio_joinset"]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
+    logged = [r.exc_info[1] for r in records if r.exc_info]
+    assert sorted(logged, key=id) == sorted(errors, key=id)  # completion order varies
+    assert sorted(r.getMessage() for r in records) == [
+        "Task 'failing-0' (id 1) failed and its outcome was never joined",
+        "Task 'failing-1' (id 2) failed and its outcome was never joined",
+    ]
+
+
+async def test_joined_failures_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """S13: a failure that was handed out is the caller's; it is not logged at exit."""
+    with caplog.at_level(logging.DEBUG, logger="anyio_joinset"):
+        async with JoinSet[object]() as js:
+            js.spawn(fail_with, ValueError("seen"))
+            assert await js.join_next() is not None
+    assert not [r for r in caplog.records if r.name == "anyio_joinset"]
+
+
+async def test_spawning_while_the_block_unwinds_is_refused() -> None:
+    """S3/S13: a task that spawns while the block is being left gets RuntimeError."""
+    errors: list[BaseException] = []
+
+    async def spawner(js: JoinSet[object]) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            try:
+                js.spawn(value_of, 1)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+    async with JoinSet[object]() as js:
+        js.spawn(spawner, js)
+        await anyio.wait_all_tasks_blocked()
+    assert len(errors) == 1
+    assert str(errors[0]) == "This JoinSet is closed; no new tasks can be spawned."
+
+
+async def test_aexit_without_aenter_raises() -> None:
+    """S1: calling __aexit__ on a set that is not open raises RuntimeError."""
+    with pytest.raises(
+        RuntimeError, match=r"^This JoinSet is not open; __aexit__ must follow __aenter__\.$"
+    ):
+        await JoinSet[object]().__aexit__(None, None, None)
+
+
+async def test_repr() -> None:
+    """JoinSet and JoinHandle have informative reprs."""
+    js = JoinSet[object](limit=1)
+    assert repr(js) == "<JoinSet new len=0 running=0 waiting=0 limit=1>"
+    async with js:
+        first = js.spawn(forever, name="a")
+        second = js.spawn(forever, name="b")
+        assert repr(js) == "<JoinSet open len=2 running=1 waiting=1 limit=1>"
+        assert repr(first) == "<JoinHandle id=1 name='a' running>"
+        assert repr(second) == "<JoinHandle id=2 name='b' waiting>"
+        first.abort()
+        assert repr(first) == "<JoinHandle id=1 name='a' aborting>"
+    assert repr(js) == "<JoinSet closed len=0 running=0 waiting=0 limit=1>"
+    assert repr(first) == "<JoinHandle id=1 name='a' done>"
