@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import anyio
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup, ExceptionGroup
+else:
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+
+__all__ = ["BaseExceptionGroup", "ExceptionGroup", "Gate", "fail_with", "forever", "value_of"]
 
 
 class Gate:

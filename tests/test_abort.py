@@ -6,9 +6,9 @@ import logging
 
 import anyio
 import pytest
-from helpers import Gate, fail_with, forever, value_of
 
 from anyio_joinset import JoinSet, TaskCancelled
+from helpers import Gate, fail_with, forever, value_of
 
 
 async def test_abort_running_task_gives_cancelled_outcome() -> None:

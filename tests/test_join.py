@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from helpers import Gate, fail_with, value_of
 
 from anyio_joinset import JoinSet, Outcome, TaskCancelled
+from helpers import BaseExceptionGroup, ExceptionGroup, Gate, fail_with, value_of
 
 
 async def release_in_order(gates: list[Gate]) -> None:
@@ -188,16 +188,15 @@ async def test_concurrent_joiners_each_get_distinct_outcomes_then_none() -> None
 async def test_waiting_joiners_get_none_when_block_is_left() -> None:
     """S5/S13: join_next callers waiting in other tasks return when the block ends."""
     got: list[Outcome[object] | None] = []
-    async with anyio.create_task_group() as tg:
-        async with JoinSet[object]() as js:
-            js.spawn(anyio.sleep_forever)
+    async with anyio.create_task_group() as tg, JoinSet[object]() as js:
+        js.spawn(anyio.sleep_forever)
 
-            async def joiner() -> None:
-                got.append(await js.join_next())
+        async def joiner() -> None:
+            got.append(await js.join_next())
 
-            tg.start_soon(joiner)
-            tg.start_soon(joiner)
-            await anyio.wait_all_tasks_blocked()
+        tg.start_soon(joiner)
+        tg.start_soon(joiner)
+        await anyio.wait_all_tasks_blocked()
     # One of them may receive the aborted task's outcome; the other gets None.
     assert None in got
     assert len(got) == 2
@@ -245,7 +244,7 @@ class CustomBaseError(BaseException):
 async def test_base_exceptions_propagate(exc_type: type[BaseException]) -> None:
     """S6: BaseExceptions that are not cancellations propagate as out of a task group."""
     sibling = Gate()
-    with pytest.raises(BaseExceptionGroup) as info:  # noqa: PT012
+    with pytest.raises(BaseExceptionGroup) as info:
         async with JoinSet[object]() as js:
             js.spawn(fail_with, exc_type())
             js.spawn(sibling.wait)
@@ -319,7 +318,7 @@ async def test_cancelled_outcome_raises_task_cancelled() -> None:
 async def test_outcome_repr_survives_broken_exception_repr() -> None:
     """Outcome: repr() never raises, even if the task's exception repr is broken."""
 
-    class Broken(Exception):
+    class BrokenError(Exception):
         def __repr__(self) -> str:
             raise RuntimeError
 
@@ -327,10 +326,13 @@ async def test_outcome_repr_survives_broken_exception_repr() -> None:
             raise RuntimeError
 
     async with JoinSet[object]() as js:
-        js.spawn(fail_with, Broken())
+        js.spawn(fail_with, BrokenError())
         outcome = await js.join_next()
     assert outcome is not None
-    assert repr(outcome) == "<Outcome id=1 name='fail_with' exception=<Broken object (repr failed)>>"
+    assert (
+        repr(outcome)
+        == "<Outcome id=1 name='fail_with' exception=<BrokenError object (repr failed)>>"
+    )
 
 
 async def test_len_counts_unjoined_tasks() -> None:

@@ -6,9 +6,9 @@ import contextvars
 
 import anyio
 import pytest
-from helpers import Gate, value_of
 
 from anyio_joinset import JoinSet
+from helpers import Gate, value_of
 
 tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag", default="unset")
 
@@ -190,14 +190,13 @@ async def test_backpressure_keeps_at_most_n_tasks() -> None:
 async def test_capacity_waiters_are_woken_when_the_block_ends() -> None:
     """S14: a producer waiting for capacity is released when the set closes."""
     returned: list[str] = []
-    async with anyio.create_task_group() as tg:
-        async with JoinSet[object](limit=1) as js:
-            js.spawn(anyio.sleep_forever)
+    async with anyio.create_task_group() as tg, JoinSet[object](limit=1) as js:
+        js.spawn(anyio.sleep_forever)
 
-            async def producer() -> None:
-                await js.wait_for_capacity()
-                returned.append("released")
+        async def producer() -> None:
+            await js.wait_for_capacity()
+            returned.append("released")
 
-            tg.start_soon(producer)
-            await anyio.wait_all_tasks_blocked()
+        tg.start_soon(producer)
+        await anyio.wait_all_tasks_blocked()
     assert returned == ["released"]

@@ -7,9 +7,9 @@ import traceback
 
 import anyio
 import pytest
-from helpers import Gate, fail_with, forever, value_of
 
 from anyio_joinset import JoinSet
+from helpers import Gate, fail_with, forever, value_of
 
 
 async def test_entering_twice_raises() -> None:

@@ -9,9 +9,9 @@ import re
 
 import anyio
 import pytest
-from helpers import value_of
 
 from anyio_joinset import JoinSet
+from helpers import value_of
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
@@ -211,7 +211,10 @@ async def test_spawn_non_callable_raises(bad: object) -> None:
     async with JoinSet[object]() as js:
         with pytest.raises(
             TypeError,
-            match=r"^JoinSet\.spawn\(\) expects an async function, but got .* which is not callable\.$",
+            match=(
+                r"^JoinSet\.spawn\(\) expects an async function, but got .* "
+                r"which is not callable\.$"
+            ),
         ):
             js.spawn(bad)  # type: ignore[arg-type]
         assert len(js) == 0
@@ -227,7 +230,10 @@ async def test_spawn_callable_returning_non_coroutine_raises() -> None:
     async with JoinSet[object]() as js:
         with pytest.raises(
             TypeError,
-            match=r"^JoinSet\.spawn\(\) expects an async function, but .*Sync.*\(\) returned int, not a coroutine",
+            match=(
+                r"^JoinSet\.spawn\(\) expects an async function, but .*Sync.*\(\) "
+                r"returned int, not a coroutine"
+            ),
         ):
             js.spawn(Sync())  # type: ignore[arg-type]
         assert len(js) == 0
@@ -240,7 +246,13 @@ async def test_spawn_async_generator_function_raises() -> None:
         yield 1  # type: ignore[misc]
 
     async with JoinSet[object]() as js:
-        with pytest.raises(TypeError, match=r"^JoinSet\.spawn\(\) expects an async function, but .*agen is an async generator function"):
+        with pytest.raises(
+            TypeError,
+            match=(
+                r"^JoinSet\.spawn\(\) expects an async function, "
+                r"but .*agen is an async generator function"
+            ),
+        ):
             js.spawn(agen)
         assert len(js) == 0
 

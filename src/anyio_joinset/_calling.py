@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_ASYNC_CODE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_ASYNC_CODE_FLAGS = (
+    inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+)
 
 
 def call_async(
@@ -20,14 +22,26 @@ def call_async(
     Calling an async function only creates the coroutine; its body runs later, in
     the task. ``where`` names the call for error messages ("JoinSet.spawn()").
     """
+    coro: Coroutine[Any, Any, T]
     if type(func) is FunctionType and func.__code__.co_flags & inspect.CO_COROUTINE:
         coro = func(*args)  # the common case: a plain ``async def``
     else:
         _reject_before_call(func, where)
         coro = func(*args)
-    if type(coro) is not CoroutineType and not isinstance(coro, Coroutine):
+    if not _is_coroutine(coro):
         _reject_result(func, coro, where)
     return coro
+
+
+def _is_coroutine(obj: object) -> bool:
+    # The annotations say what callers promise; this checks what they passed.
+    return type(obj) is CoroutineType or isinstance(obj, Coroutine)
+
+
+def task_name(func: object, coro: object) -> str:
+    """Name a task after its function: the coroutine knows it even behind partials."""
+    name = getattr(coro, "__qualname__", None)
+    return name if isinstance(name, str) else _describe(func)
 
 
 def _describe(func: object) -> str:
@@ -47,7 +61,10 @@ def _reject_before_call(func: object, where: str) -> None:
         )
         raise TypeError(msg)
     if not callable(func):
-        msg = f"{where} expects an async function, but got {_describe(func)} ({type(func).__name__}), which is not callable."
+        msg = (
+            f"{where} expects an async function, but got {_describe(func)} "
+            f"({type(func).__name__}), which is not callable."
+        )
         raise TypeError(msg)
     if _is_sync_function(func):
         name = _describe(func)
@@ -68,7 +85,7 @@ def _is_sync_function(func: object) -> bool:
     else may still return a coroutine, and the call decides.
     """
     while isinstance(func, functools.partial):
-        func = func.func  # pyright: ignore[reportUnknownMemberType]
+        func = func.func
     if isinstance(func, MethodType):
         func = func.__func__
     if not isinstance(func, FunctionType):
@@ -81,7 +98,10 @@ def _is_sync_function(func: object) -> bool:
 def _reject_result(func: object, result: object, where: str) -> None:
     name = _describe(func)
     if inspect.isasyncgen(result):
-        msg = f"{where} expects an async function, but {name} is an async generator function; iterate it inside an async function and spawn that."
+        msg = (
+            f"{where} expects an async function, but {name} is an async generator "
+            f"function; iterate it inside an async function and spawn that."
+        )
     else:
         msg = (
             f"{where} expects an async function, but {name}() returned "

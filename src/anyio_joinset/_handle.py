@@ -1,3 +1,5 @@
+# JoinHandle hands abort of a waiting task back to its JoinSet's private API.
+# pyright: reportPrivateUsage=false
 from __future__ import annotations
 
 from collections.abc import Coroutine
@@ -71,7 +73,7 @@ class JoinHandle(Generic[T]):
         if self._task is not None:
             self._task.cancel()
         else:
-            self._owner._abort_waiting(self)  # noqa: SLF001
+            self._owner._abort_waiting(self)
 
     def __repr__(self) -> str:
         if self._done:

@@ -33,6 +33,10 @@
 # copy of its context on the handle, in ``_queue``. A finishing task starts
 # the next one in spawn order. ``wait_for_capacity`` waits on an Event that is
 # set when running + waiting drops below n.
+#
+# JoinSet, JoinHandle and Outcome are one mechanism split over three modules,
+# so this module reads the other two's private slots on purpose.
+# pyright: reportPrivateUsage=false
 from __future__ import annotations
 
 import logging
@@ -55,7 +59,7 @@ from anyio import (
 )
 from anyio.lowlevel import checkpoint
 
-from ._calling import call_async
+from ._calling import call_async, task_name
 from ._handle import JoinHandle
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
 
@@ -139,7 +143,10 @@ class JoinSet(Generic[T]):
 
     async def __aenter__(self) -> Self:
         if self._state != _NEW:
-            msg = "This JoinSet has already been used; create a new JoinSet for each async with block."
+            msg = (
+                "This JoinSet has already been used; "
+                "create a new JoinSet for each async with block."
+            )
             raise RuntimeError(msg)
         self._state = _OPEN
         self._cancelled_exc = get_cancelled_exc_class()
@@ -239,7 +246,9 @@ class JoinSet(Generic[T]):
             raise RuntimeError(msg)
         coro = call_async(func, args, "JoinSet.spawn()")
         self._next_id += 1
-        handle = JoinHandle(self, self._next_id, coro.__qualname__ if name is None else str(name))
+        handle = JoinHandle(
+            self, self._next_id, task_name(func, coro) if name is None else str(name)
+        )
         # Count the task before starting it: under an eager task factory it may
         # even finish inside create_task.
         self._live[handle] = None
@@ -253,8 +262,8 @@ class JoinSet(Generic[T]):
                 self._pending -= 1
                 raise
         else:
-            handle._coro = coro  # noqa: SLF001
-            handle._context = copy_context()  # noqa: SLF001
+            handle._coro = coro
+            handle._context = copy_context()
             self._queue.append(handle)
         return handle
 
@@ -262,32 +271,34 @@ class JoinSet(Generic[T]):
         self._running += 1
         try:
             task = self._tg.create_task(
-                self._run(handle, coro), name=handle._name, context=handle._context  # noqa: SLF001
+                self._run(handle, coro),
+                name=handle._name,
+                context=handle._context,
             )
         except BaseException:
             self._running -= 1
             coro.close()
             raise
-        if not handle._done:  # noqa: SLF001
-            handle._task = task  # noqa: SLF001
-        handle._context = None  # noqa: SLF001
+        if not handle._done:
+            handle._task = task
+        handle._context = None
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         # The task wrapper: turn however ``coro`` ends into an Outcome.
         outcome: Outcome[T]
-        if handle._aborted:  # noqa: SLF001
+        if handle._aborted:
             # Aborted before it started: its body never runs (S7).
             coro.close()
-            outcome = Outcome(handle._id, handle._name, CANCELLED, None)  # noqa: SLF001
+            outcome = Outcome(handle._id, handle._name, CANCELLED, None)
             self._finish(handle, outcome)
             return
         try:
             value = await coro
-        except Exception as exc:  # errors are values (S6)
-            outcome = Outcome(handle._id, handle._name, FAILED, exc)  # noqa: SLF001
+        except Exception as exc:  # noqa: BLE001 - errors are values (S6)
+            outcome = Outcome(handle._id, handle._name, FAILED, exc)
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
-                outcome = Outcome(handle._id, handle._name, CANCELLED, None)  # noqa: SLF001
+                outcome = Outcome(handle._id, handle._name, CANCELLED, None)
                 self._finish(handle, outcome)
             else:
                 # KeyboardInterrupt & co. are not captured (S6): the task group
@@ -295,7 +306,7 @@ class JoinSet(Generic[T]):
                 self._forget(handle)
             raise
         else:
-            outcome = Outcome(handle._id, handle._name, SUCCEEDED, value)  # noqa: SLF001
+            outcome = Outcome(handle._id, handle._name, SUCCEEDED, value)
         self._finish(handle, outcome)
 
     def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
@@ -303,8 +314,8 @@ class JoinSet(Generic[T]):
         self._send.send_nowait(outcome)
 
     def _forget(self, handle: JoinHandle[T]) -> None:
-        handle._done = True  # noqa: SLF001
-        handle._task = None  # noqa: SLF001
+        handle._done = True
+        handle._task = None
         del self._live[handle]
         self._running -= 1
         if self._queue:
@@ -318,9 +329,9 @@ class JoinSet(Generic[T]):
         queue = self._queue
         while queue and self._running < limit and self._state == _OPEN:
             handle = queue.popleft()
-            coro = handle._coro  # noqa: SLF001
+            coro = handle._coro
             assert coro is not None  # noqa: S101
-            handle._coro = None  # noqa: SLF001
+            handle._coro = None
             self._start(handle, coro)
 
     def _abort_waiting(self, handle: JoinHandle[T]) -> None:
@@ -329,13 +340,13 @@ class JoinSet(Generic[T]):
         self._finish_unstarted(handle)
 
     def _finish_unstarted(self, handle: JoinHandle[T]) -> None:
-        coro = handle._coro  # noqa: SLF001
+        coro = handle._coro
         assert coro is not None  # noqa: S101
         coro.close()  # never started, so none of its body runs (S7, S14)
-        handle._coro = handle._context = None  # noqa: SLF001
-        handle._done = True  # noqa: SLF001
+        handle._coro = handle._context = None
+        handle._done = True
         del self._live[handle]
-        self._send.send_nowait(Outcome(handle._id, handle._name, CANCELLED, None))  # noqa: SLF001
+        self._send.send_nowait(Outcome(handle._id, handle._name, CANCELLED, None))
         if self._capacity is not None:
             self._notify_capacity()
 
@@ -359,7 +370,7 @@ class JoinSet(Generic[T]):
             # Waiting tasks end at once, in spawn order, without ever running.
             queue, self._queue = self._queue, deque()
             for handle in queue:
-                handle._aborted = True  # noqa: SLF001
+                handle._aborted = True
                 self._finish_unstarted(handle)
         for handle in list(self._live):
             handle.abort()
@@ -479,8 +490,8 @@ class JoinSet(Generic[T]):
         """
         values: list[T] = []
         while (outcome := await self.join_next()) is not None:
-            if outcome._kind == SUCCEEDED:  # noqa: SLF001
-                values.append(outcome._payload)  # type: ignore[arg-type]  # noqa: SLF001
+            if outcome._kind == SUCCEEDED:
+                values.append(outcome.result())
                 continue
             try:
                 await self.shutdown()
@@ -488,7 +499,7 @@ class JoinSet(Generic[T]):
                 # Interrupted while draining: the failure must not vanish.
                 _discard(outcome)
                 raise
-            outcome._raise()  # noqa: SLF001
+            outcome._raise()
         return values
 
     def __aiter__(self) -> Self:
@@ -538,8 +549,8 @@ class JoinSet(Generic[T]):
 
 def _discard(outcome: Outcome[Any]) -> None:
     """Drop an outcome nobody will join; a failure is logged, never silent (S13)."""
-    if outcome._kind == FAILED:  # noqa: SLF001
-        exc = outcome._payload  # noqa: SLF001
+    if outcome._kind == FAILED:
+        exc = outcome._payload
         assert isinstance(exc, BaseException)  # noqa: S101
         logger.warning(
             "Task %r (id %d) failed and its outcome was never joined",
@@ -547,4 +558,3 @@ def _discard(outcome: Outcome[Any]) -> None:
             outcome.id,
             exc_info=exc,
         )
-

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Generic, NoReturn, TypeVar, final
+from typing import Generic, NoReturn, TypeVar, cast, final
 
 from ._exceptions import TaskCancelled
 
@@ -57,10 +57,10 @@ class Outcome(Generic[T]):
             BaseException: The task's own exception (the same object), if it failed.
         """
         if self._kind == SUCCEEDED:
-            return self._payload  # type: ignore[return-value]
+            return cast("T", self._payload)
         if self._kind == FAILED:
-            raise self._payload  # type: ignore[misc]
-        self._raise_cancelled()
+            raise cast("BaseException", self._payload)
+        raise self._cancelled_error()
 
     def exception(self) -> BaseException | None:
         """
@@ -72,18 +72,18 @@ class Outcome(Generic[T]):
         if self._kind == SUCCEEDED:
             return None
         if self._kind == FAILED:
-            return self._payload  # type: ignore[return-value]
-        self._raise_cancelled()
+            return cast("BaseException", self._payload)
+        raise self._cancelled_error()
 
     def _raise(self) -> NoReturn:
         # For join_all: raise what result() would, for a failed or cancelled task.
         if self._kind == FAILED:
-            raise self._payload  # type: ignore[misc]
-        self._raise_cancelled()
+            raise cast("BaseException", self._payload)
+        raise self._cancelled_error()
 
-    def _raise_cancelled(self) -> NoReturn:
+    def _cancelled_error(self) -> TaskCancelled:
         msg = f"Task {self._name!r} (id {self._id}) was cancelled."
-        raise TaskCancelled(msg)
+        return TaskCancelled(msg)
 
     def __repr__(self) -> str:
         if self._kind == SUCCEEDED:

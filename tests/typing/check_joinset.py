@@ -1,0 +1,90 @@
+"""
+Typing tests: checked by mypy --strict and pyright strict, never run.
+
+Every call that must be rejected carries a ``type: ignore[...]`` (mypy) and a
+``pyright: ignore[...]``, so a regression shows up as an unused ignore.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import anyio
+
+from anyio_joinset import JoinHandle, JoinSet, Outcome, TaskCancelled
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:
+    from typing_extensions import assert_type
+
+
+async def returns_int(x: int, label: str) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x + len(label)
+
+
+async def returns_str() -> str:
+    return "text"
+
+
+async def no_args() -> int:
+    return 1
+
+
+def sync_function() -> int:
+    return 1
+
+
+async def with_keywords(x: int, *, factor: int) -> int:
+    return x * factor
+
+
+async def check() -> None:
+    async with JoinSet[int]() as js:
+        assert_type(js, JoinSet[int])
+        handle = js.spawn(returns_int, 1, "a")
+        assert_type(handle, JoinHandle[int])
+        assert_type(handle.id, int)
+        assert_type(handle.name, str)
+        assert_type(handle.done(), bool)
+        assert_type(handle.abort(), None)
+        js.spawn(no_args, name="named")
+        js.spawn(functools.partial(with_keywords, factor=2), 3)
+
+        # Wrong return type for a JoinSet[int].
+        js.spawn(returns_str)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        # Wrong argument types and counts.
+        js.spawn(returns_int, "1", "a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.spawn(returns_int, 1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.spawn(returns_int, 1, "a", 2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        # Not an async function.
+        js.spawn(sync_function)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        # A coroutine object instead of a function.
+        js.spawn(no_args())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        # name is keyword-only and a str.
+        js.spawn(no_args, name=3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+        outcome = await js.join_next()
+        assert_type(outcome, Outcome[int] | None)
+        if outcome is not None:
+            assert_type(outcome.result(), int)
+            assert_type(outcome.exception(), BaseException | None)
+            assert_type(outcome.cancelled(), bool)
+            assert_type(outcome.id, int)
+            assert_type(outcome.name, str)
+        assert_type(js.try_join_next(), Outcome[int] | None)
+        assert_type(await js.join_all(), list[int])
+        assert_type(len(js), int)
+        assert_type(js.abort_all(), None)
+        assert_type(await js.shutdown(), None)
+        assert_type(await js.wait_for_capacity(), None)
+        assert_type(js.limit, int | None)
+        async for item in js:
+            assert_type(item, Outcome[int])
+
+    JoinSet[str](limit=4)
+    JoinSet[str](limit="4")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    JoinSet[str](4)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    assert_type(TaskCancelled("x"), TaskCancelled)
