@@ -1,0 +1,140 @@
+"""
+Stress: thousands of tasks with random errors, aborts and cancelled joins.
+
+Seeded and reproducible: every random choice comes from ``random.Random(seed)``
+and tasks make progress only through checkpoints, never sleeps. Checks that every
+spawned id is handed out exactly once, ``len`` is exact at the end, and no task is
+left running after the block.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import anyio
+import pytest
+
+from anyio_joinset import JoinHandle, JoinSet, Outcome
+
+N_TASKS = 3000
+
+
+class Stress:
+    def __init__(self, seed: int, limit: int | None) -> None:
+        self.rng = random.Random(seed)
+        self.limit = limit
+        self.handles: dict[int, JoinHandle[int]] = {}
+        self.delivered: Counter[int] = Counter()
+        self.alive = 0
+        self.children = 0
+
+    async def work(self, js: JoinSet[int], steps: int, fail: bool, spawn_child: bool) -> int:
+        self.alive += 1
+        try:
+            for _ in range(steps):
+                await anyio.lowlevel.checkpoint()
+            if spawn_child:
+                self.spawn(js, spawn_child=False)  # a task spawns into its own set
+                self.children += 1
+            if fail:
+                raise ValueError(steps)
+            return steps
+        finally:
+            self.alive -= 1
+
+    def spawn(self, js: JoinSet[int], *, spawn_child: bool) -> None:
+        rng = self.rng
+        handle = js.spawn(self.work, js, rng.randrange(0, 6), rng.random() < 0.1, spawn_child)
+        self.handles[handle.id] = handle
+        if rng.random() < 0.05:
+            handle.abort()  # before it starts
+
+    def record(self, outcome: Outcome[int]) -> None:
+        self.delivered[outcome.id] += 1
+        if not outcome.cancelled() and outcome.exception() is None:
+            assert 0 <= outcome.result() < 6
+
+    async def consumer(self, js: JoinSet[int], done: anyio.Event) -> None:
+        rng = random.Random(self.rng.random())
+        while not done.is_set():
+            if rng.random() < 0.2:
+                # A join_next cancelled at a random point must lose nothing (S5).
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_cancel_after, scope, rng.randrange(0, 3))
+                        outcome = await js.join_next()
+                        tg.cancel_scope.cancel()
+                    if outcome is not None:
+                        self.record(outcome)
+            elif rng.random() < 0.1:
+                outcome = js.try_join_next()
+                if outcome is not None:
+                    self.record(outcome)
+                await anyio.lowlevel.checkpoint()
+            else:
+                outcome = await js.join_next()
+                if outcome is not None:
+                    self.record(outcome)
+                elif done.is_set():
+                    break
+                else:
+                    await anyio.lowlevel.checkpoint()
+
+    async def run(self) -> None:
+        rng = self.rng
+        done = anyio.Event()
+        async with anyio.create_task_group() as consumers:
+            async with JoinSet[int](limit=self.limit) as js:
+                for _ in range(3):
+                    consumers.start_soon(self.consumer, js, done)
+                for i in range(N_TASKS):
+                    if self.limit is not None and rng.random() < 0.5:
+                        await js.wait_for_capacity()
+                    self.spawn(js, spawn_child=rng.random() < 0.02)
+                    if rng.random() < 0.05:
+                        self.handles[rng.choice(list(self.handles))].abort()  # any time
+                    if rng.random() < 0.2:
+                        await anyio.lowlevel.checkpoint()
+                    if i == N_TASKS // 2 and rng.random() < 0.5:
+                        js.abort_all()
+                while len(js):
+                    await anyio.lowlevel.checkpoint()
+                    outcome = js.try_join_next()
+                    if outcome is not None:
+                        self.record(outcome)
+                assert len(js) == 0
+                done.set()
+            consumers.cancel_scope.cancel()
+        assert self.alive == 0
+        spawned = set(self.handles)
+        assert len(spawned) == N_TASKS + self.children
+        assert set(self.delivered) == spawned
+        assert all(count == 1 for count in self.delivered.values())
+        assert all(handle.done() for handle in self.handles.values())
+
+
+async def _cancel_after(scope: anyio.CancelScope, steps: int) -> None:
+    for _ in range(steps):
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
+
+
+@pytest.mark.parametrize("limit", [None, 7])
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_every_id_delivered_exactly_once(seed: int, limit: int | None) -> None:
+    """S4/S5/S7/S14: thousands of random tasks; each id comes out exactly once."""
+    await Stress(seed, limit).run()
+
+
+async def test_block_exit_under_load_leaves_no_task() -> None:
+    """S13: leaving the block with thousands of tasks in every state leaves none alive."""
+    stress = Stress(3, limit=None)
+    async with JoinSet[int]() as js:
+        for _ in range(N_TASKS):
+            stress.spawn(js, spawn_child=False)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+    assert stress.alive == 0
+    assert len(js) == 0
+    assert all(h.done() for h in stress.handles.values())
