@@ -364,3 +364,37 @@ async def test_join_all_is_interruptible_without_losing_the_failure(
             assert scope.cancelled_caught
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert logged == [error]
+
+
+async def test_shutdown_also_aborts_tasks_spawned_while_it_waits() -> None:
+    """S9: a task spawned while shutdown drains (by an unwinding task) is aborted too."""
+    late = Gate()
+
+    async def spawns_on_the_way_out(js: JoinSet[object]) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            js.spawn(late.wait)
+
+    async with JoinSet[object]() as js:
+        js.spawn(spawns_on_the_way_out, js)
+        await anyio.wait_all_tasks_blocked()
+        await js.shutdown()
+        assert len(js) == 0
+    assert not late.finished
+
+
+async def test_shutdown_with_a_concurrent_joiner() -> None:
+    """S9/S5: a joiner waiting during shutdown may get an outcome; shutdown still ends."""
+    got: list[object] = []
+    async with JoinSet[object]() as js, anyio.create_task_group() as tg:
+        js.spawn(forever)
+
+        async def joiner() -> None:
+            got.append(await js.join_next())
+
+        tg.start_soon(joiner)
+        await anyio.wait_all_tasks_blocked()
+        await js.shutdown()
+        assert len(js) == 0
+    assert len(got) == 1

@@ -452,3 +452,43 @@ async def test_with_sleep_like_tokio() -> None:
             seen = [o.result() async for o in js]
             assert seen == list(range(10))
             assert await js.join_next() is None
+
+
+async def test_stale_wake_up_in_the_stream_is_skipped() -> None:
+    """S5/S10: a wake-up left in the stream (no receiver took it) is never handed out."""
+    gate = Gate()
+    async with JoinSet[object]() as js:
+        js.spawn(gate.wait, "real")
+        # What _handed_out leaves behind when the only waiting receiver had a
+        # cancellation pending: a wake-up nobody took.
+        js._send.send_nowait(None)
+        js._send.send_nowait(None)
+        assert js.try_join_next() is None
+        js._send.send_nowait(None)
+        gate.release.set()
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.result() == "real"
+        js._send.send_nowait(None)  # and one left over when the block ends
+
+
+async def test_failed_task_start_leaves_no_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3: if the backend refuses to start a task, spawn raises, len is unchanged and
+    the coroutine is closed (no 'never awaited' warning)."""
+    async with JoinSet[object]() as js:
+
+        def refuse(coro: object, **_options: object) -> None:
+            coro.close()  # type: ignore[attr-defined]
+            msg = "refused"
+            raise RuntimeError(msg)
+
+        monkeypatch.setattr(js._tg, "create_task", refuse)
+        with pytest.raises(RuntimeError, match=r"^refused$"):
+            js.spawn(value_of, 1)
+        assert len(js) == 0
+        assert js._running == 0
+        monkeypatch.undo()
+        js.spawn(value_of, 2)
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.result() == 2

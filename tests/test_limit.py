@@ -200,3 +200,22 @@ async def test_capacity_waiters_are_woken_when_the_block_ends() -> None:
         tg.start_soon(producer)
         await anyio.wait_all_tasks_blocked()
     assert returned == ["released"]
+
+
+async def test_several_producers_share_one_capacity_wait() -> None:
+    """S14: several producers waiting for capacity are all released when a slot frees."""
+    gate = Gate()
+    released: list[int] = []
+    async with JoinSet[object](limit=1) as js, anyio.create_task_group() as tg:
+        js.spawn(gate.wait)
+
+        async def producer(i: int) -> None:
+            await js.wait_for_capacity()
+            released.append(i)
+
+        tg.start_soon(producer, 1)
+        tg.start_soon(producer, 2)
+        await anyio.wait_all_tasks_blocked()
+        assert released == []
+        gate.release.set()
+    assert sorted(released) == [1, 2]

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from conftest import HAVE_UVLOOP
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -28,6 +27,7 @@ from hypothesis.stateful import (
 )
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
+from conftest import HAVE_UVLOOP
 
 BACKENDS = [
     pytest.param(("asyncio", {}), id="asyncio"),

@@ -64,9 +64,10 @@ class Stress:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(_cancel_after, scope, rng.randrange(0, 3))
                         outcome = await js.join_next()
+                        # Record before the next checkpoint, which may be cancelled.
+                        if outcome is not None:
+                            self.record(outcome)
                         tg.cancel_scope.cancel()
-                    if outcome is not None:
-                        self.record(outcome)
             elif rng.random() < 0.1:
                 outcome = js.try_join_next()
                 if outcome is not None:

@@ -148,15 +148,12 @@ class JoinSet(Generic[T]):
                 "create a new JoinSet for each async with block."
             )
             raise RuntimeError(msg)
-        self._state = _OPEN
+        tg = create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
         self._cancelled_exc = get_cancelled_exc_class()
         self._send, self._receive = create_memory_object_stream[Outcome[T] | None](math.inf)
-        self._tg = create_task_group()
-        try:
-            await self._tg.__aenter__()
-        except BaseException:
-            self._close()
-            raise
+        self._state = _OPEN
         return self
 
     async def __aexit__(
@@ -203,9 +200,8 @@ class JoinSet(Generic[T]):
         # EndOfStream, which it turns into None.
         self._send.close()
         self._receive.close()
-        if self._capacity is not None:
-            self._capacity.set()
-            self._capacity = None
+        # No producer waits in wait_for_capacity now: the last task to finish
+        # notified it, and it sees the set closed.
 
     # -- spawning (S2, S3, S14) ---------------------------------------------
 
@@ -279,8 +275,7 @@ class JoinSet(Generic[T]):
             self._running -= 1
             coro.close()
             raise
-        if not handle._done:
-            handle._task = task
+        handle._task = task
         handle._context = None
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:

@@ -1,0 +1,37 @@
+"""The public surface: __all__, public module paths, final classes, py.typed."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import anyio_joinset
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """__all__ is sorted and lists exactly the public names of the package."""
+    public = {
+        name
+        for name, obj in vars(anyio_joinset).items()
+        if not name.startswith("_") and not inspect.ismodule(obj)
+    }
+    assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
+    assert set(anyio_joinset.__all__) == public
+    assert public == {"JoinHandle", "JoinSet", "Outcome", "TaskCancelled"}
+
+
+def test_public_objects_show_the_public_module() -> None:
+    """Tracebacks and docs show anyio_joinset.X, not the private module."""
+    for name in anyio_joinset.__all__:
+        assert getattr(anyio_joinset, name).__module__ == "anyio_joinset"
+
+
+def test_public_classes_are_final() -> None:
+    """Public classes are @final: not meant to be subclassed."""
+    for name in anyio_joinset.__all__:
+        assert getattr(getattr(anyio_joinset, name), "__final__", False), name
+
+
+def test_package_ships_py_typed() -> None:
+    """The package ships py.typed (PEP 561)."""
+    assert (Path(anyio_joinset.__file__).parent / "py.typed").is_file()
