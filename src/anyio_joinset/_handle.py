@@ -27,7 +27,17 @@ class JoinHandle(Generic[T]):
     # ours, not two. ``_task`` is AnyIO's TaskHandle while the task runs (None
     # while it waits for a slot under ``limit`` and once it has finished, which
     # breaks the handle -> TaskHandle -> exception -> frame -> handle cycle).
-    __slots__ = ("_aborted", "_context", "_coro", "_done", "_id", "_name", "_owner", "_task")
+    __slots__ = (
+        "__weakref__",
+        "_aborted",
+        "_context",
+        "_coro",
+        "_done",
+        "_id",
+        "_name",
+        "_owner",
+        "_task",
+    )
 
     _task: TaskHandle[None] | None
     _coro: Coroutine[Any, Any, T] | None

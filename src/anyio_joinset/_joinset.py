@@ -279,30 +279,30 @@ class JoinSet(Generic[T]):
         handle._context = None
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
-        # The task wrapper: turn however ``coro`` ends into an Outcome.
-        outcome: Outcome[T]
+        # The task wrapper: turn however ``coro`` ends into an Outcome. No local
+        # variable holds an Outcome or an exception: a failure's traceback keeps
+        # this frame alive, and a local would close a reference cycle through it
+        # (outcome -> exception -> traceback -> frame -> outcome), leaving every
+        # failed task to the cyclic garbage collector.
         if handle._aborted:
             # Aborted before it started: its body never runs (S7).
             coro.close()
-            outcome = Outcome(handle._id, handle._name, CANCELLED, None)
-            self._finish(handle, outcome)
+            self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             return
         try:
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
-            outcome = Outcome(handle._id, handle._name, FAILED, exc)
+            self._finish(handle, Outcome(handle._id, handle._name, FAILED, exc))
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
-                outcome = Outcome(handle._id, handle._name, CANCELLED, None)
-                self._finish(handle, outcome)
+                self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             else:
                 # KeyboardInterrupt & co. are not captured (S6): the task group
                 # tears everything down and the exception propagates.
                 self._forget(handle)
             raise
         else:
-            outcome = Outcome(handle._id, handle._name, SUCCEEDED, value)
-        self._finish(handle, outcome)
+            self._finish(handle, Outcome(handle._id, handle._name, SUCCEEDED, value))
 
     def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
         self._forget(handle)

@@ -1,0 +1,65 @@
+"""Per-task objects die by reference counting: no reference cycles, nothing kept."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import anyio
+from helpers import Gate
+
+from anyio_joinset import JoinSet
+
+
+async def mixed(i: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    if i % 3 == 0:
+        raise ValueError(i)
+    return i
+
+
+async def test_no_reference_cycles_per_task() -> None:
+    """Successes, failures, aborts and shutdown leave nothing for the cyclic GC."""
+    async with JoinSet[int]() as js:
+        gc.collect()
+        gc.disable()
+        try:
+            handles = [js.spawn(mixed, i) for i in range(300)]
+            for handle in handles[::4]:
+                handle.abort()
+            del handles
+            while (outcome := await js.join_next()) is not None:
+                del outcome
+            for i in range(50):
+                js.spawn(mixed, i)
+            await js.shutdown()
+            found = gc.collect()
+        finally:
+            gc.enable()
+    assert found == 0
+
+
+async def test_joined_outcome_is_released_at_once() -> None:
+    """A joined outcome, its handle and its value are freed once the caller drops them."""
+
+    class Value:
+        pass
+
+    async def make() -> Value:
+        await anyio.lowlevel.checkpoint()
+        return Value()
+
+    gate = Gate()
+    async with JoinSet[object]() as js:
+        js.spawn(gate.wait)  # keeps the set busy: nothing is freed by the block ending
+        handle = js.spawn(make)
+        handle_ref = weakref.ref(handle)
+        del handle
+        await anyio.wait_all_tasks_blocked()
+        outcome = js.try_join_next()
+        assert outcome is not None
+        value_ref = weakref.ref(outcome.result())
+        del outcome
+        assert value_ref() is None
+        assert handle_ref() is None
+        gate.release.set()
