@@ -6,9 +6,9 @@ import gc
 import weakref
 
 import anyio
-from helpers import Gate
 
 from anyio_joinset import JoinSet
+from helpers import Gate
 
 
 async def mixed(i: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+CO_COROUTINE = inspect.CO_COROUTINE
 _ASYNC_CODE_FLAGS = (
     inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 )
@@ -21,13 +22,11 @@ def call_async(
 
     Calling an async function only creates the coroutine; its body runs later, in
     the task. ``where`` names the call for error messages ("JoinSet.spawn()").
+    Callers handle a plain ``async def`` (a function with ``CO_COROUTINE``) on
+    their own fast path: it always returns a native coroutine.
     """
-    coro: Coroutine[Any, Any, T]
-    if type(func) is FunctionType and func.__code__.co_flags & inspect.CO_COROUTINE:
-        coro = func(*args)  # the common case: a plain ``async def``
-    else:
-        _reject_before_call(func, where)
-        coro = func(*args)
+    _reject_before_call(func, where)
+    coro = func(*args)
     if not _is_coroutine(coro):
         _reject_result(func, coro, where)
     return coro

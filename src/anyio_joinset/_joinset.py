@@ -45,7 +45,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from contextvars import copy_context
-from types import TracebackType
+from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from anyio import (
@@ -59,7 +59,7 @@ from anyio import (
 )
 from anyio.lowlevel import checkpoint
 
-from ._calling import call_async, task_name
+from ._calling import CO_COROUTINE, call_async, task_name
 from ._handle import JoinHandle
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
 
@@ -240,11 +240,17 @@ class JoinSet(Generic[T]):
             else:
                 msg = "This JoinSet is closed; no new tasks can be spawned."
             raise RuntimeError(msg)
-        coro = call_async(func, args, "JoinSet.spawn()")
+        if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
+            # The common case, a plain ``async def``: it can only make a coroutine.
+            coro = func(*args)
+            if name is None:
+                name = coro.__qualname__
+        else:
+            coro = call_async(func, args, "JoinSet.spawn()")
+            if name is None:
+                name = task_name(func, coro)
         self._next_id += 1
-        handle = JoinHandle(
-            self, self._next_id, task_name(func, coro) if name is None else str(name)
-        )
+        handle = JoinHandle(self, self._next_id, name if type(name) is str else str(name))
         # Count the task before starting it: under an eager task factory it may
         # even finish inside create_task.
         self._live[handle] = None
