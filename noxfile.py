@@ -1,4 +1,4 @@
-"""Sessions: tests (each CPython 3.10-3.13 found), tests_oldest_anyio, lint, typing."""
+"""Sessions: tests (CPython 3.10-3.13), tests_oldest_anyio, lint, typing, examples, bench, docs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "tests_oldest_anyio", "lint", "typing"]
+nox.options.sessions = ["tests", "tests_oldest_anyio", "lint", "typing", "examples", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -60,3 +60,17 @@ def typing(session: nox.Session) -> None:
     session.run("mypy", "--strict")
     session.run("pyright")
     session.run("pyright", "--verifytypes", "anyio_joinset", "--ignoreexternal")
+
+
+@nox.session(python="3.11")
+def examples(session: nox.Session) -> None:
+    """Run every example on asyncio, asyncio+uvloop and Trio (as the tests do)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_examples.py", "tests/test_docs.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmark suite: nox -s bench -- --quick (or --large)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -47,7 +47,7 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     section = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```\n(.*?)\n```", section, re.MULTILINE | re.DOTALL)
     assert commands == [
-        "python -m pip install -e . && python examples/quickstart.py",
+        'python -m pip install -e ".[examples]" && python examples/crawl.py',
         'python -m pip install -e ".[test]" && python -m pytest',
     ]
 

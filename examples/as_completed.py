@@ -1,0 +1,60 @@
+# What it shows: the difference between gathering results in spawn order and
+# taking them as they complete. Five tasks finish in the reverse of the order
+# they were started. The "gather" way (a list of task handles awaited one by one)
+# can only handle the first result once the slowest task is done; the JoinSet
+# way handles each result the moment its task finishes.
+#
+# Run it:
+#   python examples/as_completed.py --backend asyncio
+#   python examples/as_completed.py --backend trio
+from __future__ import annotations
+
+import anyio
+from _cli import parser, run
+
+from anyio_joinset import JoinSet
+
+DELAYS = [0.05, 0.04, 0.03, 0.02, 0.01]  # task 0 is the slowest
+
+
+async def work(i: int) -> int:
+    await anyio.sleep(DELAYS[i])
+    return i
+
+
+async def gather_in_spawn_order() -> tuple[list[int], float]:
+    """The usual way: keep the handles, wait for each in turn."""
+    start = anyio.current_time()
+    handled: list[int] = []
+    first_handled_at = 0.0
+    async with anyio.create_task_group() as tg:
+        handles = [tg.start_soon(work, i) for i in range(len(DELAYS))]
+        for handle in handles:
+            handled.append(await handle)  # blocks on task 0, the slowest, first
+            first_handled_at = first_handled_at or anyio.current_time() - start
+    return handled, first_handled_at
+
+
+async def joinset_as_completed() -> tuple[list[int], float]:
+    """The JoinSet way: each result as soon as its task is done."""
+    start = anyio.current_time()
+    handled: list[int] = []
+    first_handled_at = 0.0
+    async with JoinSet[int]() as js:
+        for i in range(len(DELAYS)):
+            js.spawn(work, i)
+        async for outcome in js:
+            handled.append(outcome.result())
+            first_handled_at = first_handled_at or anyio.current_time() - start
+    return handled, first_handled_at
+
+
+async def main() -> None:
+    order, first = await gather_in_spawn_order()
+    print(f"gather in spawn order: {order}  (first result handled after {first * 1000:.0f} ms)")
+    order, first = await joinset_as_completed()
+    print(f"JoinSet as completed:  {order}  (first result handled after {first * 1000:.0f} ms)")
+
+
+if __name__ == "__main__":
+    run(main, parser(__doc__).parse_args())

@@ -1,0 +1,173 @@
+"""Every example runs as a script on asyncio, asyncio+uvloop and Trio, and says what it should."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import HAVE_UVLOOP
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+BACKENDS = [
+    "asyncio",
+    pytest.param(
+        "asyncio+uvloop",
+        marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed"),
+    ),
+    "trio",
+]
+
+
+def run_example(name: str, backend: str, *args: str) -> list[str]:
+    result = subprocess.run(  # noqa: S603 - our own examples
+        [sys.executable, str(EXAMPLES / name), "--backend", backend, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_every_example_is_tested_and_documented() -> None:
+    """Each example opens with a comment saying what it shows and how to run it."""
+    tested = {
+        "abort.py", "as_completed.py", "crawl.py", "errors.py", "join_all_vs_joinset.py",
+        "quickstart.py", "shutdown_signal.py", "with_context.py", "worker_pool.py",
+    }  # fmt: skip
+    found = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert found == tested
+    for name in found:
+        text = (EXAMPLES / name).read_text(encoding="utf-8")
+        assert text.startswith("# What it shows:"), name
+        assert "--backend trio" in text.split("from __future__")[0], name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_as_completed(backend: str) -> None:
+    """as_completed.py: spawn order vs completion order, and the first result sooner."""
+    lines = run_example("as_completed.py", backend)
+    assert lines[0].startswith("gather in spawn order: [0, 1, 2, 3, 4]")
+    assert lines[1].startswith("JoinSet as completed:  [4, 3, 2, 1, 0]")
+    gather_ms, joinset_ms = (int(re.search(r"after (\d+) ms", line)[1]) for line in lines)  # type: ignore[index]
+    assert joinset_ms < gather_ms
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_worker_pool(backend: str) -> None:
+    """worker_pool.py: every job handled once, then the pool exits on its own."""
+    lines = run_example("worker_pool.py", backend, "--jobs", "15", "--workers", "3")
+    assert lines[-1] == "pool finished: 15 of 15 jobs"
+    done = sorted(int(re.match(r"job (\d+) done", line)[1]) for line in lines[:-1])  # type: ignore[index]
+    assert done == list(range(15))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_abort(backend: str) -> None:
+    """abort.py: block exit, abort_all and handle.abort each abort and clean up."""
+    lines = run_example("abort.py", backend)
+    assert lines == [
+        "1. leaving the block aborts what still runs",
+        "   after the block: ['a cleaned up', 'b cleaned up']",
+        "2. abort_all() aborts everything, the set stays usable",
+        "   cancelled: ['c', 'd']; cleanups: ['c cleaned up', 'd cleaned up']",
+        "   spawned afterwards, ran normally: e",
+        "3. handle.abort() aborts one task",
+        "   g: returned 'g'",
+        "   f: aborted",
+        "   cleanups: ['f cleaned up']",
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_errors(backend: str) -> None:
+    """errors.py: failed and cancelled told apart, the others unaffected."""
+    lines = run_example("errors.py", backend)
+    assert lines == ["a: ok: A", "b: ok: B", "broken: failed: ConnectionError", "slow: cancelled"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shutdown_signal_by_timer(backend: str) -> None:
+    """shutdown_signal.py: every worker is accounted for after the stop signal."""
+    lines = run_example("shutdown_signal.py", backend, "--workers", "6", "--stop-after", "0.1")
+    match = re.fullmatch(
+        r"shutdown complete: (\d+) finished, (\d+) aborted, (\d+) units of work done", lines[-1]
+    )
+    assert match is not None
+    assert int(match[1]) + int(match[2]) == 6
+    assert int(match[3]) > 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_shutdown_signal_by_ctrl_c(backend: str) -> None:
+    """shutdown_signal.py: SIGINT (Ctrl-C) shuts the workers down cleanly."""
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, str(EXAMPLES / "shutdown_signal.py"), "--backend", backend],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "5 workers running"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read().splitlines()
+        assert proc.wait(timeout=60) == 0
+    assert rest[0] == "received SIGINT, shutting down"
+    assert rest[-1].startswith("shutdown complete: ")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_with_context(backend: str) -> None:
+    """with_context.py: results put back in input order through outcome ids."""
+    lines = run_example("with_context.py", backend)
+    assert lines[0] == "'epsilon' (input #4) -> 7"
+    assert lines[-1] == "by input order: [5, 4, 5, 5, 7]"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_join_all_vs_joinset(backend: str) -> None:
+    """join_all_vs_joinset.py: the four differences, each shown live."""
+    lines = run_example("join_all_vs_joinset.py", backend)
+    assert lines[0].endswith("as completed (sooner)")
+    assert lines[1] == "2. tasks spawned while joining: [1, 2, 3, 4]"
+    assert lines[2] == "3. first answer: 7; slow task cleaned up at block exit"
+    assert lines[3] == (
+        "4. one task cancelled, the other untouched: {'drop': 'cancelled', 'keep': 'finished'}"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_crawl(backend: str) -> None:
+    """crawl.py: the whole local site crawled over real HTTP, failures counted."""
+    lines = run_example("crawl.py", backend, "--pages", "60", "--max-latency", "0.005")
+    assert lines[-1] == "result: 57 fetched, 9 failed, 66 spawned"
+    text = "\n".join(lines)
+    assert "crawl complete" in text
+    assert re.search(r"HTTP 500\s*│\s*3 │", text)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_crawl_ctrl_c(backend: str) -> None:
+    """crawl.py: Ctrl-C aborts the fetches still running and prints the summary."""
+    args = ["--pages", "100000", "--max-latency", "0.05", "--concurrency", "8"]
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, str(EXAMPLES / "crawl.py"), "--backend", backend, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            proc.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].endswith("(interrupted)")
+    assert "crawl interrupted (Ctrl-C)" in out
