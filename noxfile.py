@@ -74,3 +74,10 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite: nox -s bench -- --quick (or --large)."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the docs site strictly: any warning (a broken link, a bad ref) fails."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")

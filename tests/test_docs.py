@@ -15,30 +15,48 @@ from conftest import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+# ```python blocks are complete programs and are run; ```py blocks are fragments.
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# docs/API.md is a verbatim copy of the contract; its sketch is not a program.
+DOC_FILES = [README, *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "API.md")]
 
 
-def readme_blocks() -> list[str]:
-    return BLOCK.findall(README.read_text(encoding="utf-8"))
+def blocks() -> list[tuple[str, str]]:
+    """(name, code) of every runnable block in the README and the docs."""
+    found = []
+    for path in DOC_FILES:
+        for index, code in enumerate(BLOCK.findall(path.read_text(encoding="utf-8"))):
+            found.append((f"{path.relative_to(ROOT)}#{index}", code))
+    return found
+
+
+ANYIO_BLOCKS = [pytest.param(code, id=name) for name, code in blocks() if "anyio.run(" in code]
+NATIVE_BLOCKS = [pytest.param(code, id=name) for name, code in blocks() if "anyio.run(" not in code]
 
 
 def test_readme_has_runnable_blocks() -> None:
     """The README shows at least the first-screen example and the API tour."""
-    assert len(readme_blocks()) >= 2
+    assert len(BLOCK.findall(README.read_text(encoding="utf-8"))) >= 2
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("index", range(len(readme_blocks())))
-def test_readme_block_runs(
-    index: int, backend: tuple[str, dict[str, object]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("code", ANYIO_BLOCKS)
+def test_anyio_block_runs(
+    code: str, backend: tuple[str, dict[str, object]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each ```python block of the README runs to the end (its asserts included)."""
+    """Each AnyIO code block of the README and docs runs to the end, asserts included."""
     name, options = backend
     monkeypatch.setattr(
         anyio, "run", functools.partial(anyio.run, backend=name, backend_options=options)
     )
-    code = compile(readme_blocks()[index], f"README.md block {index}", "exec")
-    exec(code, {"__name__": "readme"})  # noqa: S102 - the README's own code
+    exec(compile(code, "<docs>", "exec"), {"__name__": "docs"})  # noqa: S102 - our docs
+
+
+@pytest.mark.parametrize("code", NATIVE_BLOCKS)
+def test_native_block_runs(code: str) -> None:
+    """Each asyncio- or Trio-only block (the migration guide's "before") runs too."""
+    assert "trio.run(" in code or "asyncio.run(" in code
+    exec(compile(code, "<docs>", "exec"), {"__name__": "docs"})  # noqa: S102 - our docs
 
 
 def test_readme_has_exactly_two_setup_commands() -> None:

@@ -386,8 +386,9 @@ class JoinSet(Generic[T]):
         block exit (S13). Tasks spawned while it waits are aborted as well.
 
         Raises:
-            The caller's cancellation, if its scope is cancelled while waiting; the
-            outcomes not discarded yet stay in the set.
+            BaseException: The backend's cancellation exception, if the caller's
+                scope is cancelled while waiting; outcomes not yet discarded stay in
+                the set.
         """
         self.abort_all()
         if not self._pending:
@@ -424,8 +425,8 @@ class JoinSet(Generic[T]):
             checkpoint) if the set is empty.
 
         Raises:
-            The caller's cancellation, if its scope is cancelled; any ready outcome
-            stays in the set.
+            BaseException: The backend's cancellation exception, if the caller's
+                scope is cancelled; any ready outcome stays in the set.
         """
         if not self._pending:
             await checkpoint()
@@ -524,7 +525,8 @@ class JoinSet(Generic[T]):
         keeps at most ``limit`` unfinished tasks in memory.
 
         Raises:
-            The caller's cancellation, if its scope is cancelled.
+            BaseException: The backend's cancellation exception, if the caller's
+                scope is cancelled.
         """
         limit = self._limit
         if limit is None or self._state != _OPEN or self._running + len(self._queue) < limit:
