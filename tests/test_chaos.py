@@ -1,0 +1,190 @@
+"""
+Chaos: tens of thousands of tasks through one set, every fault at once.
+
+Random delays, random exceptions (exception groups and exceptions whose __str__
+and __repr__ raise included), aborts before start, while running and after the
+finish, tasks that swallow their cancellation, tasks that spawn into their own
+set, several consumers whose join_next is cancelled at random, and sometimes a
+cancellation of the body itself. Everything is drawn from random.Random(seed);
+tasks advance only through checkpoints. Checks: every spawned id is handed out
+at most once, and exactly once unless the block was cancelled (then the rest are
+accounted for as finished), len is exact, no task is alive after the block, and
+no ResourceWarning or "never awaited" warning appears (filterwarnings = error).
+
+CI runs a fixed set of seeds; ``pytest tests/test_chaos.py --soak 600`` keeps
+drawing new seeds for ten minutes and prints the seed of any failure.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from collections import Counter
+
+import anyio
+import pytest
+
+from anyio_joinset import JoinHandle, JoinSet, Outcome
+from helpers import ExceptionGroup
+
+TASKS = 20_000
+# Seed 1: no limit, the block ends normally. Seed 13: limit=5 and the body is
+# cancelled part-way, so the tasks left are accounted for at block exit.
+CI_SEEDS = {1: False, 13: True}
+
+
+class BrokenStrError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError
+
+    def __repr__(self) -> str:
+        raise RuntimeError
+
+
+class Chaos:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.handles: dict[int, JoinHandle[object]] = {}
+        self.delivered: Counter[int] = Counter()
+        self.alive = 0
+        self.children = 0
+        self.body_cancelled = False
+        self.limit = self.rng.choice([None, None, 5, 50])
+
+    async def task(self, js: JoinSet[object], plan: tuple[int, str]) -> object:
+        steps, ending = plan
+        self.alive += 1
+        try:
+            if ending == "swallow":
+                try:
+                    for _ in range(steps + 3):
+                        await anyio.lowlevel.checkpoint()
+                except anyio.get_cancelled_exc_class():
+                    return "swallowed"
+                return "not cancelled"
+            for _ in range(steps):
+                await anyio.lowlevel.checkpoint()
+            if ending == "error":
+                raise ValueError(steps)
+            if ending == "group":
+                raise ExceptionGroup("group", [KeyError(steps), ValueError(steps)])
+            if ending == "broken":
+                raise BrokenStrError
+            if ending == "child" and self.children < TASKS // 100:
+                self.children += 1
+                self.spawn(js, child=True)
+            return steps
+        finally:
+            self.alive -= 1
+
+    def spawn(self, js: JoinSet[object], *, child: bool = False) -> None:
+        rng = self.rng
+        ending = rng.choices(
+            ["value", "error", "group", "broken", "swallow", "child"],
+            weights=[70, 10, 3, 3, 7, 0 if child else 7],
+        )[0]
+        handle = js.spawn(self.task, js, (rng.randrange(6), ending))
+        self.handles[handle.id] = handle
+        roll = rng.random()
+        if roll < 0.05:
+            handle.abort()  # before it starts
+        elif roll < 0.10:
+            self.handles[rng.choice(list(self.handles))].abort()  # running, or finished
+
+    def record(self, outcome: Outcome[object]) -> None:
+        self.delivered[outcome.id] += 1
+        repr(outcome)  # never raises, even for BrokenStrError
+        if not outcome.cancelled() and isinstance(outcome.exception(), BrokenStrError):
+            assert "repr failed" in repr(outcome)
+
+    async def consumer(self, js: JoinSet[object], seed: float) -> None:
+        rng = random.Random(seed)
+        while True:
+            roll = rng.random()
+            if roll < 0.2:
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(cancel_after, scope, rng.randrange(3))
+                        outcome = await js.join_next()
+                        if outcome is not None:
+                            self.record(outcome)
+                        tg.cancel_scope.cancel()
+            elif roll < 0.3:
+                outcome = js.try_join_next()
+                if outcome is not None:
+                    self.record(outcome)
+                await anyio.lowlevel.checkpoint()
+            else:
+                outcome = await js.join_next()
+                if outcome is not None:
+                    self.record(outcome)
+                else:
+                    await anyio.lowlevel.checkpoint()
+
+    async def run(self) -> None:
+        rng = self.rng
+        cancel_body_at = rng.randrange(TASKS) if rng.random() < 0.3 else None
+        async with anyio.create_task_group() as consumers:
+            with anyio.CancelScope() as body:
+                async with JoinSet[object](limit=self.limit) as js:
+                    for _ in range(3):
+                        consumers.start_soon(self.consumer, js, rng.random())
+                    for i in range(TASKS):
+                        if self.limit is not None and rng.random() < 0.5:
+                            await js.wait_for_capacity()
+                        self.spawn(js)
+                        if rng.random() < 0.2:
+                            await anyio.lowlevel.checkpoint()
+                        if i == cancel_body_at:
+                            body.cancel()
+                            await anyio.lowlevel.checkpoint()  # raises: the block exits
+                    while len(js):
+                        await anyio.lowlevel.checkpoint()
+                    assert len(js) == 0
+            self.body_cancelled = body.cancelled_caught
+            consumers.cancel_scope.cancel()
+        self.check(js)
+
+    def check(self, js: JoinSet[object]) -> None:
+        where = f"seed {self.seed}"
+        assert self.alive == 0, where
+        assert len(js) == 0, where
+        assert len(self.handles) == len(set(self.handles)), where
+        assert all(count == 1 for count in self.delivered.values()), where
+        assert set(self.delivered) <= set(self.handles), where
+        assert all(handle.done() for handle in self.handles.values()), where
+        if not self.body_cancelled:
+            assert set(self.delivered) == set(self.handles), where
+
+
+async def cancel_after(scope: anyio.CancelScope, steps: int) -> None:
+    for _ in range(steps):
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
+
+
+@pytest.mark.parametrize(("seed", "body_cancelled"), CI_SEEDS.items())
+async def test_chaos(seed: int, body_cancelled: bool) -> None:
+    """Every fault at once: each id handed out at most once, all accounted for."""
+    chaos = Chaos(seed)
+    await chaos.run()
+    assert chaos.body_cancelled == body_cancelled
+    gc.collect()  # a leaked coroutine or stream would warn here, and fail
+
+
+async def test_chaos_soak(request: pytest.FixtureRequest) -> None:
+    """--soak SECONDS: draw new seeds until the time is up (skipped otherwise)."""
+    seconds = request.config.getoption("soak")
+    if not seconds:
+        pytest.skip("soak mode only: pytest tests/test_chaos.py --soak SECONDS")
+    deadline = time.monotonic() + seconds
+    seed = int(time.time())
+    runs = 0
+    while time.monotonic() < deadline:
+        seed += 1
+        await Chaos(seed).run()
+        gc.collect()
+        runs += 1
+    print(f"soak: {runs} chaos runs passed, seeds up to {seed}")  # noqa: T201
