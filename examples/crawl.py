@@ -6,8 +6,9 @@
 # result is handled the moment its task finishes, and the links it found are
 # spawned as new tasks while the crawl goes on. `limit` bounds how many fetches
 # run at once; failures are values and never stop the crawl; a live progress bar
-# (rich) shows spawned / finished / failed; Ctrl-C aborts every fetch still
-# running and still prints the summary. No internet is needed.
+# (rich), driven by the set's own stats() snapshot, shows spawned / finished /
+# failed; Ctrl-C aborts every fetch still running and still prints the summary.
+# No internet is needed.
 #
 # Run it:
 #   python examples/crawl.py                          # asyncio, 200 pages
@@ -178,12 +179,13 @@ async def crawl(base_url: str, concurrency: int, stats: Stats, console: Console)
                                 stats.statuses[str(error.response.status_code)] += 1
                             else:
                                 stats.statuses[type(error).__name__] += 1
+                        snapshot = js.stats()  # cheap enough for every outcome
                         progress.update(
                             bar,
-                            total=stats.spawned,
-                            completed=stats.finished + stats.failed,
-                            finished=stats.finished,
-                            failed=stats.failed,
+                            total=snapshot.spawned,
+                            completed=snapshot.joined,
+                            finished=snapshot.joined - snapshot.failed - snapshot.cancelled,
+                            failed=snapshot.failed,
                         )
             tg.cancel_scope.cancel()
 

@@ -20,7 +20,9 @@ def test_all_is_sorted_and_complete() -> None:
     }
     assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
     assert set(anyio_joinset.__all__) == public
-    assert public == {"JoinHandle", "JoinSet", "Outcome", "TaskCancelled"}
+    assert public == {
+        "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled",
+    }  # fmt: skip
 
 
 def test_public_objects_show_the_public_module() -> None:

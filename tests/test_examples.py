@@ -39,7 +39,7 @@ def test_every_example_is_tested_and_documented() -> None:
     """Each example opens with a comment saying what it shows and how to run it."""
     tested = {
         "abort.py", "as_completed.py", "crawl.py", "errors.py", "join_all_vs_joinset.py",
-        "quickstart.py", "shutdown_signal.py", "with_context.py", "worker_pool.py",
+        "keyed.py", "quickstart.py", "shutdown_signal.py", "with_context.py", "worker_pool.py",
     }  # fmt: skip
     found = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert found == tested
@@ -171,3 +171,16 @@ def test_crawl_ctrl_c(backend: str) -> None:
     assert proc.returncode == 0, err
     assert out.splitlines()[-1].endswith("(interrupted)")
     assert "crawl interrupted (Ctrl-C)" in out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keyed(backend: str) -> None:
+    """keyed.py: a replaced key never shows up; shutdown(grace) aborts the straggler."""
+    lines = run_example("keyed.py", backend)
+    assert lines == [
+        "refreshing ['archive', 'orders', 'stock', 'users']",
+        "users refreshed after 10 ms",
+        "orders refreshed after 20 ms",
+        "stock refreshed after 30 ms",
+        "spawned 5, joined 5, cancelled 2 (the replaced task and the one aborted at shutdown)",
+    ]

@@ -492,3 +492,21 @@ async def test_failed_task_start_leaves_no_trace(monkeypatch: pytest.MonkeyPatch
         outcome = await js.join_next()
         assert outcome is not None
         assert outcome.result() == 2
+
+
+async def test_joiner_waiting_when_a_task_tears_the_set_down_gets_none() -> None:
+    """S6/S13: if a BaseException tears the set down, a waiting join_next returns None."""
+    got: list[object] = ["not yet"]
+    with pytest.raises(BaseExceptionGroup):
+        async with anyio.create_task_group() as tg, JoinSet[object]() as js:
+            gate = Gate()
+
+            async def joiner() -> None:
+                got[0] = await js.join_next()
+
+            tg.start_soon(joiner)
+            js.spawn(gate.wait)
+            await anyio.wait_all_tasks_blocked()
+            js.spawn(fail_with, CustomBaseError())
+            await anyio.sleep_forever()
+    assert got[0] is None or (isinstance(got[0], Outcome) and got[0].cancelled())

@@ -306,6 +306,20 @@ class JoinSetMachine(RuleBasedStateMachine):
             assert len(self.js) == self.model.unjoined()
 
     @invariant()
+    def stats_match_model(self) -> None:
+        if self.js is None:
+            return
+        tasks = self.model.tasks.values()
+        stats = self.js.stats()
+        assert stats.spawned == len(self.model.tasks)
+        assert stats.waiting == sum(t.state == "waiting" for t in tasks)
+        assert stats.running == sum(t.state == "running" for t in tasks)
+        assert stats.finished == sum(t.state == "ready" for t in tasks)
+        assert stats.joined == sum(t.state == "joined" for t in tasks)
+        assert stats.failed == sum(t.kind == "fail" for t in tasks)
+        assert stats.cancelled == sum(t.kind == "cancelled" for t in tasks)
+
+    @invariant()
     def handles_and_bodies_match_model(self) -> None:
         limit = self.model.limit
         running = 0

@@ -105,6 +105,15 @@ async def _spawn_value(js: JoinSet[object], value: int) -> None:
     js.spawn(value_of, value)
 
 
+async def test_name_given_for_any_callable() -> None:
+    """JoinHandle.name is the given name whatever kind of callable was spawned."""
+    async with JoinSet[object]() as js:
+        handle = js.spawn(functools.partial(value_of, 1), name="partial-task")
+        other = js.spawn(value_of, 2, name=42)  # type: ignore[arg-type]
+    assert handle.name == "partial-task"
+    assert other.name == "42"
+
+
 async def test_handle_ids_increase_and_names_default_to_qualname() -> None:
     """JoinHandle: ids are unique and increase in spawn order; name defaults to qualname."""
     async with JoinSet[object]() as js:

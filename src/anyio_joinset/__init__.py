@@ -2,12 +2,13 @@
 
 from ._exceptions import TaskCancelled
 from ._handle import JoinHandle
-from ._joinset import JoinSet
+from ._joinmap import JoinMap
+from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
 
-__all__ = ["JoinHandle", "JoinSet", "Outcome", "TaskCancelled"]
+__all__ = ["JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled"]
 
 # Show the public path in tracebacks, reprs and docs (as trio and httpx do).
-for _obj in (JoinHandle, JoinSet, Outcome, TaskCancelled):
+for _obj in (JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled):
     _obj.__module__ = "anyio_joinset"
 del _obj

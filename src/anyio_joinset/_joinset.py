@@ -45,6 +45,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from contextvars import copy_context
+from dataclasses import dataclass
 from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -56,6 +57,7 @@ from anyio import (
     create_memory_object_stream,
     create_task_group,
     get_cancelled_exc_class,
+    move_on_after,
 )
 from anyio.lowlevel import checkpoint
 
@@ -84,6 +86,31 @@ _CLOSED = 2
 
 
 @final
+@dataclass(frozen=True)
+class JoinSetStats:
+    """
+    A snapshot of a :class:`JoinSet`'s tasks, from :meth:`JoinSet.stats`.
+
+    ``spawned == waiting + running + finished + joined`` always holds.
+    """
+
+    spawned: int
+    """Tasks ever spawned into the set."""
+    waiting: int
+    """Tasks waiting for a slot under ``limit``."""
+    running: int
+    """Tasks started and not finished."""
+    finished: int
+    """Tasks finished whose outcome has not been handed out."""
+    joined: int
+    """Outcomes handed out (by joining, iteration, ``join_all`` or ``shutdown``)."""
+    failed: int
+    """Tasks that ended with an exception, joined or not."""
+    cancelled: int
+    """Tasks that ended cancelled, joined or not."""
+
+
+@final
 class JoinSet(Generic[T]):
     """
     A set of concurrent tasks whose outcomes you take as they finish.
@@ -102,8 +129,11 @@ class JoinSet(Generic[T]):
     """
 
     __slots__ = (
+        "_cancelled",
         "_cancelled_exc",
         "_capacity",
+        "_failed",
+        "_label",
         "_limit",
         "_live",
         "_next_id",
@@ -130,6 +160,9 @@ class JoinSet(Generic[T]):
                 msg = f"JoinSet limit must be at least 1, got {limit}; use limit=None for no limit."
                 raise ValueError(msg)
         self._limit = limit
+        self._label = "JoinSet"  # what errors call it (a JoinMap wraps a JoinSet)
+        self._failed = 0
+        self._cancelled = 0
         self._state = _NEW
         self._next_id = 0
         self._pending = 0
@@ -143,9 +176,10 @@ class JoinSet(Generic[T]):
 
     async def __aenter__(self) -> Self:
         if self._state != _NEW:
+            label = self._label
             msg = (
-                "This JoinSet has already been used; "
-                "create a new JoinSet for each async with block."
+                f"This {label} has already been used; "
+                f"create a new {label} for each async with block."
             )
             raise RuntimeError(msg)
         tg = create_task_group()
@@ -163,7 +197,7 @@ class JoinSet(Generic[T]):
         exc_tb: TracebackType | None,
     ) -> None:
         if self._state != _OPEN:
-            msg = "This JoinSet is not open; __aexit__ must follow __aenter__."
+            msg = f"This {self._label} is not open; __aexit__ must follow __aenter__."
             raise RuntimeError(msg)
         self._state = _CLOSED  # no spawns while tasks unwind
         self.abort_all()
@@ -236,9 +270,11 @@ class JoinSet(Generic[T]):
         """
         if self._state != _OPEN:
             if self._state == _NEW:
-                msg = "This JoinSet is not open yet; spawn tasks inside its async with block."
+                msg = (
+                    f"This {self._label} is not open yet; spawn tasks inside its async with block."
+                )
             else:
-                msg = "This JoinSet is closed; no new tasks can be spawned."
+                msg = f"This {self._label} is closed; no new tasks can be spawned."
             raise RuntimeError(msg)
         if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
             # The common case, a plain ``async def``: it can only make a coroutine.
@@ -246,7 +282,7 @@ class JoinSet(Generic[T]):
             if name is None:
                 name = coro.__qualname__
         else:
-            coro = call_async(func, args, "JoinSet.spawn()")
+            coro = call_async(func, args, f"{self._label}.spawn()")
             if name is None:
                 name = task_name(func, coro)
         self._next_id += 1
@@ -293,14 +329,17 @@ class JoinSet(Generic[T]):
         if handle._aborted:
             # Aborted before it started: its body never runs (S7).
             coro.close()
+            self._cancelled += 1
             self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             return
         try:
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
+            self._failed += 1
             self._finish(handle, Outcome(handle._id, handle._name, FAILED, exc))
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
+                self._cancelled += 1
                 self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             else:
                 # KeyboardInterrupt & co. are not captured (S6): the task group
@@ -347,9 +386,10 @@ class JoinSet(Generic[T]):
         handle._coro = handle._context = None
         handle._done = True
         del self._live[handle]
+        self._cancelled += 1
         self._send.send_nowait(Outcome(handle._id, handle._name, CANCELLED, None))
-        if self._capacity is not None:
-            self._notify_capacity()
+        # No capacity to announce: a task waits only while every slot is taken,
+        # so running + waiting stays at or above the limit after this one goes.
 
     def _notify_capacity(self) -> None:
         assert self._limit is not None  # noqa: S101
@@ -376,7 +416,7 @@ class JoinSet(Generic[T]):
         for handle in list(self._live):
             handle.abort()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, grace: float | None = None) -> None:
         """
         Abort all tasks, wait for every one to finish, and discard their outcomes.
 
@@ -385,11 +425,24 @@ class JoinSet(Generic[T]):
         never retrieved is logged at WARNING on the ``anyio_joinset`` logger, as at
         block exit (S13). Tasks spawned while it waits are aborted as well.
 
+        Args:
+            grace: If given, first wait up to this many seconds for the tasks to
+                finish on their own (their outcomes are discarded just the same),
+                then abort the rest. ``None`` (the default) or ``0`` aborts at once.
+
         Raises:
+            ValueError: If ``grace`` is negative.
             BaseException: The backend's cancellation exception, if the caller's
                 scope is cancelled while waiting; outcomes not yet discarded stay in
                 the set.
         """
+        if grace is not None and grace < 0:
+            msg = f"shutdown() grace must be None or at least 0 seconds, got {grace}"
+            raise ValueError(msg)
+        if grace and self._pending:
+            with move_on_after(grace):
+                while (outcome := await self.join_next()) is not None:
+                    _discard(outcome)
         self.abort_all()
         if not self._pending:
             await checkpoint()
@@ -402,6 +455,26 @@ class JoinSet(Generic[T]):
             outcome = await self.join_next()
             if outcome is not None:
                 _discard(outcome)
+
+    def stats(self) -> JoinSetStats:
+        """
+        Return a snapshot of the set's tasks: cheap, synchronous, never a checkpoint.
+
+        Cheap enough to call on every outcome, for example to drive a progress bar.
+        """
+        spawned = self._next_id
+        waiting = len(self._queue)
+        running = self._running
+        pending = self._pending
+        return JoinSetStats(
+            spawned=spawned,
+            waiting=waiting,
+            running=running,
+            finished=pending - waiting - running,
+            joined=spawned - pending,
+            failed=self._failed,
+            cancelled=self._cancelled,
+        )
 
     # -- joining (S5, S10, S11, S12) ----------------------------------------
 

@@ -12,7 +12,7 @@ import sys
 
 import anyio
 
-from anyio_joinset import JoinHandle, JoinSet, Outcome, TaskCancelled
+from anyio_joinset import JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -88,3 +88,27 @@ async def check() -> None:
     JoinSet[str](limit="4")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     JoinSet[str](4)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
     assert_type(TaskCancelled("x"), TaskCancelled)
+
+
+async def check_extensions() -> None:
+    async with JoinSet[int]() as js:
+        assert_type(js.stats(), JoinSetStats)
+        assert_type(js.stats().failed, int)
+        assert_type(await js.shutdown(grace=1.5), None)
+        await js.shutdown(grace="1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+    async with JoinMap[str, int]() as jm:
+        assert_type(jm, JoinMap[str, int])
+        assert_type(jm.spawn("key", returns_int, 1, "a"), JoinHandle[int])
+        jm.spawn(1, no_args)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        jm.spawn("key", returns_str)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        jm.spawn("key", returns_int, 1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        assert_type(await jm.join_next(), tuple[str, Outcome[int]] | None)
+        assert_type(jm.try_join_next(), tuple[str, Outcome[int]] | None)
+        assert_type(jm.abort("key"), bool)
+        jm.abort_matching(lambda key: key.startswith("k"))
+        assert_type("key" in jm, bool)
+        assert_type(len(jm), int)
+        async for key, outcome in jm:
+            assert_type(key, str)
+            assert_type(outcome, Outcome[int])
