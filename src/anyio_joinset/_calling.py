@@ -40,10 +40,11 @@ def _is_coroutine(obj: object) -> bool:
 def task_name(func: object, coro: object) -> str:
     """Name a task after its function: the coroutine knows it even behind partials."""
     name = getattr(coro, "__qualname__", None)
-    return name if isinstance(name, str) else _describe(func)
+    return name if isinstance(name, str) else describe(func)
 
 
-def _describe(func: object) -> str:
+def describe(func: object) -> str:
+    """A function's qualified name, else its repr, for names and messages."""
     name = getattr(func, "__qualname__", None)
     return name if isinstance(name, str) else repr(func)
 
@@ -53,7 +54,7 @@ def _reject_before_call(func: object, where: str) -> None:
         # Close it, so the mistake is reported once, here, and not again as
         # "coroutine ... was never awaited".
         func.close()
-        name = _describe(func)
+        name = describe(func)
         msg = (
             f"{where} got a coroutine object ({name}); pass the async function "
             f"and its arguments instead: spawn({name}, *args), not spawn({name}(*args))."
@@ -61,12 +62,12 @@ def _reject_before_call(func: object, where: str) -> None:
         raise TypeError(msg)
     if not callable(func):
         msg = (
-            f"{where} expects an async function, but got {_describe(func)} "
+            f"{where} expects an async function, but got {describe(func)} "
             f"({type(func).__name__}), which is not callable."
         )
         raise TypeError(msg)
     if _is_sync_function(func):
-        name = _describe(func)
+        name = describe(func)
         msg = (
             f"{where} expects an async function, but {name} is synchronous; to run "
             f"blocking code in a worker thread, spawn anyio.to_thread.run_sync: "
@@ -95,7 +96,7 @@ def _is_sync_function(func: object) -> bool:
 
 
 def _reject_result(func: object, result: object, where: str) -> None:
-    name = _describe(func)
+    name = describe(func)
     if inspect.isasyncgen(result):
         msg = (
             f"{where} expects an async function, but {name} is an async generator "
@@ -108,3 +109,16 @@ def _reject_result(func: object, result: object, where: str) -> None:
             f"(or anyio.to_thread.run_sync for blocking code)."
         )
     raise TypeError(msg)
+
+
+def reject_async(func: object, where: str) -> None:
+    """For the sync-function spawns: an async function there is a mistake."""
+    target = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutine(func):
+        if inspect.iscoroutine(func):
+            func.close()
+        name = describe(func)
+        msg = f"{where} expects a synchronous function, but {name} is async; use spawn() for it."
+        raise TypeError(msg)

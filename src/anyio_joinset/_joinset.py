@@ -44,6 +44,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor, Future
 from contextvars import copy_context
 from dataclasses import dataclass
 from types import FunctionType, TracebackType
@@ -58,14 +59,18 @@ from anyio import (
     create_task_group,
     get_cancelled_exc_class,
     move_on_after,
+    to_process,
+    to_thread,
 )
 from anyio.lowlevel import checkpoint
 
-from ._calling import CO_COROUTINE, call_async, task_name
+from ._calling import CO_COROUTINE, call_async, describe, reject_async, task_name
+from ._futures import submit_and_wait, wait_future
 from ._handle import JoinHandle
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
 
 if TYPE_CHECKING:
+    from anyio import CapacityLimiter
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -304,6 +309,128 @@ class JoinSet(Generic[T]):
             handle._context = copy_context()
             self._queue.append(handle)
         return handle
+
+    # -- work outside the event loop -----------------------------------------
+
+    def spawn_thread(
+        self,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+        abandon_on_cancel: bool = False,
+        limiter: CapacityLimiter | None = None,
+    ) -> JoinHandle[T]:
+        """
+        Run the sync ``func(*args)`` in a worker thread, as a task of this set.
+
+        A task like any other (``anyio.to_thread.run_sync`` underneath): it counts
+        in ``len`` and ``limit``, and its outcome comes through the set. Aborted
+        before it starts, ``func`` never runs. Aborted while its thread runs: with
+        ``abandon_on_cancel=False`` (the default) the task waits for the thread and
+        yields its real outcome, as tokio's ``spawn_blocking`` does; with ``True``
+        it ends cancelled at once and the thread's result is dropped.
+
+        Args:
+            func: A synchronous function.
+            *args: Positional arguments for ``func``.
+            name: The task's name; defaults to the function's qualified name.
+            abandon_on_cancel: See above.
+            limiter: The AnyIO capacity limiter for the thread (default: AnyIO's).
+
+        Returns:
+            The task's handle.
+        """
+        reject_async(func, f"{self._label}.spawn_thread()")
+        return self.spawn(
+            _run_in_thread,
+            func,
+            args,
+            abandon_on_cancel,
+            limiter,
+            name=describe(func) if name is None else name,
+        )
+
+    def spawn_process(
+        self,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+        cancellable: bool = False,
+    ) -> JoinHandle[T]:
+        """
+        Run the picklable sync ``func(*args)`` in a worker process, as a task.
+
+        ``anyio.to_process.run_sync`` underneath. Aborted before it starts, ``func``
+        never runs. Aborted while running: with ``cancellable=False`` (the default)
+        the task waits for the process's result; with ``True`` the worker process
+        is killed and the task ends cancelled.
+
+        Args:
+            func: A picklable synchronous function (defined at module level).
+            *args: Picklable positional arguments for ``func``.
+            name: The task's name; defaults to the function's qualified name.
+            cancellable: See above.
+
+        Returns:
+            The task's handle.
+        """
+        reject_async(func, f"{self._label}.spawn_process()")
+        return self.spawn(
+            _run_in_process, func, args, cancellable, name=describe(func) if name is None else name
+        )
+
+    def spawn_future(self, future: Future[T], /, *, name: str | None = None) -> JoinHandle[T]:
+        """
+        Adopt a :class:`concurrent.futures.Future` from any executor as a task.
+
+        Thread pools, process pools, loky, a Dask cluster's ``client.get_executor()``
+        or Ray's ``ObjectRef.future()``: the task ends when the future does, with its
+        result or exception. Completion reaches the event loop through its
+        thread-safe call-soon, so no thread waits per future, and a future that is
+        already done, or completes on the event loop's thread, cannot deadlock.
+        Aborting the task calls ``future.cancel()``: a future still pending never
+        runs; one already running is left to finish and its result is dropped.
+
+        Args:
+            future: The future to wait for.
+            name: The task's name; defaults to the future's repr.
+
+        Returns:
+            The task's handle.
+        """
+        return self.spawn(wait_future, future, name=f"future {future!r}" if name is None else name)
+
+    def spawn_submit(
+        self,
+        executor: Executor,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+    ) -> JoinHandle[T]:
+        """
+        Submit ``func(*args)`` to ``executor`` when the task starts, and wait for it.
+
+        Unlike :meth:`spawn_future`, nothing is submitted until the task runs: under
+        ``limit`` only when a slot is free, and never if the task is aborted first.
+        Aborting the running task calls ``future.cancel()`` as :meth:`spawn_future`.
+
+        Args:
+            executor: Any :class:`concurrent.futures.Executor` (a Dask
+                ``client.get_executor()`` included).
+            func: A function the executor can run.
+            *args: Its positional arguments.
+            name: The task's name; defaults to the function's qualified name.
+
+        Returns:
+            The task's handle.
+        """
+        reject_async(func, f"{self._label}.spawn_submit()")
+        return self.spawn(
+            submit_and_wait, executor, func, args, name=describe(func) if name is None else name
+        )
 
     def _start(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         self._running += 1
@@ -621,6 +748,21 @@ class JoinSet(Generic[T]):
             f"<JoinSet {state} len={self._pending} running={self._running} "
             f"waiting={len(self._queue)} limit={self._limit}>"
         )
+
+
+async def _run_in_thread(
+    func: Callable[..., T],
+    args: tuple[Any, ...],
+    abandon_on_cancel: bool,
+    limiter: CapacityLimiter | None,
+) -> T:
+    return await to_thread.run_sync(
+        func, *args, abandon_on_cancel=abandon_on_cancel, limiter=limiter
+    )
+
+
+async def _run_in_process(func: Callable[..., T], args: tuple[Any, ...], cancellable: bool) -> T:
+    return await to_process.run_sync(func, *args, cancellable=cancellable)
 
 
 def _discard(outcome: Outcome[Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import anyio
 
@@ -112,3 +113,22 @@ async def check_extensions() -> None:
         async for key, outcome in jm:
             assert_type(key, str)
             assert_type(outcome, Outcome[int])
+
+
+def sync_square(x: int) -> int:
+    return x * x
+
+
+async def check_offload(future: Future[int], pool: ThreadPoolExecutor) -> None:
+    async with JoinSet[int]() as js:
+        assert_type(js.spawn_thread(sync_square, 2), JoinHandle[int])
+        assert_type(js.spawn_thread(sync_square, 2, abandon_on_cancel=True), JoinHandle[int])
+        assert_type(js.spawn_process(sync_square, 2, cancellable=True), JoinHandle[int])
+        assert_type(js.spawn_future(future), JoinHandle[int])
+        assert_type(js.spawn_submit(pool, sync_square, 3), JoinHandle[int])
+        js.spawn_thread(sync_square, "2")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.spawn_thread(returns_int, 1, "a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.spawn_submit(pool, sync_square)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+    async with JoinSet[str]() as js_str:
+        js_str.spawn_future(future)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
