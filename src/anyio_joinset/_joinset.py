@@ -68,6 +68,7 @@ from ._calling import CO_COROUTINE, call_async, describe, reject_async, task_nam
 from ._futures import submit_and_wait, wait_future
 from ._handle import JoinHandle
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
+from ._rate import parse_rate
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
@@ -127,10 +128,15 @@ class JoinSet(Generic[T]):
     Args:
         limit: Run at most this many tasks at once; the others wait in spawn
             order (API.md S14). ``None`` (the default) means no limit.
+        rate: ``(count, per_seconds)``: start at most ``count`` tasks per
+            ``per_seconds``, evenly spaced (a task waits for its turn after it got
+            its slot under ``limit``, before any of its body runs). ``None`` (the
+            default) means no rate limit.
 
     Raises:
-        ValueError: If ``limit`` is an integer below 1.
-        TypeError: If ``limit`` is not an integer or ``None``.
+        ValueError: If ``limit`` is an integer below 1, or ``rate`` allows no start.
+        TypeError: If ``limit`` is not an integer or ``None``, or ``rate`` is not a
+            ``(count, per_seconds)`` tuple or ``None``.
     """
 
     __slots__ = (
@@ -144,6 +150,7 @@ class JoinSet(Generic[T]):
         "_next_id",
         "_pending",
         "_queue",
+        "_rate",
         "_receive",
         "_running",
         "_send",
@@ -156,7 +163,7 @@ class JoinSet(Generic[T]):
     _receive: MemoryObjectReceiveStream[Outcome[T] | None]
     _cancelled_exc: type[BaseException]
 
-    def __init__(self, *, limit: int | None = None) -> None:
+    def __init__(self, *, limit: int | None = None, rate: tuple[int, float] | None = None) -> None:
         if limit is not None:
             if not isinstance(limit, int) or isinstance(limit, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
                 msg = f"JoinSet limit must be an int or None, not {type(limit).__name__}."
@@ -165,6 +172,7 @@ class JoinSet(Generic[T]):
                 msg = f"JoinSet limit must be at least 1, got {limit}; use limit=None for no limit."
                 raise ValueError(msg)
         self._limit = limit
+        self._rate = parse_rate(rate)
         self._label = "JoinSet"  # what errors call it (a JoinMap wraps a JoinSet)
         self._failed = 0
         self._cancelled = 0
@@ -460,12 +468,15 @@ class JoinSet(Generic[T]):
             self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             return
         try:
+            if self._rate is not None:
+                await self._rate.wait_turn()
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
             self._finish(handle, Outcome(handle._id, handle._name, FAILED, exc))
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
+                coro.close()  # in case it was cancelled while waiting for its rate turn
                 self._cancelled += 1
                 self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
             else:

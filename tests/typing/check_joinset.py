@@ -132,3 +132,9 @@ async def check_offload(future: Future[int], pool: ThreadPoolExecutor) -> None:
 
     async with JoinSet[str]() as js_str:
         js_str.spawn_future(future)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def check_rate() -> None:
+    JoinSet[int](rate=(10, 1.0))
+    JoinSet[int](limit=2, rate=(10, 1))
+    JoinSet[int](rate=10)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

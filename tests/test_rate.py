@@ -1,0 +1,129 @@
+"""JoinSet(rate=(count, per_seconds)): evenly spaced starts, with limit and backpressure."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from anyio_joinset import JoinSet
+from helpers import Gate
+
+# Trio's MockClock jumps virtual time forward whenever every task is blocked, so
+# the start times below are exact and the tests take no real time.
+VIRTUAL_TIME = pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mock-clock")],
+)
+
+
+@VIRTUAL_TIME
+async def test_starts_are_evenly_spaced() -> None:
+    """rate=(2, 1.0): a start every half second, the first at once."""
+    start = anyio.current_time()
+    starts: list[float] = []
+
+    async def record() -> None:
+        starts.append(anyio.current_time() - start)
+
+    async with JoinSet[None](rate=(2, 1.0)) as js:
+        for _ in range(6):
+            js.spawn(record)
+        assert len([o async for o in js]) == 6
+    assert starts == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+
+
+@VIRTUAL_TIME
+async def test_rate_keeps_up_with_a_growing_set() -> None:
+    """Tasks spawned later still get the next free turn, never a burst."""
+    start = anyio.current_time()
+    starts: list[float] = []
+
+    async def record() -> None:
+        starts.append(anyio.current_time() - start)
+
+    async with JoinSet[None](rate=(4, 1.0)) as js:
+        js.spawn(record)
+        await anyio.sleep(10)  # idle: no credit is saved up for later
+        for _ in range(3):
+            js.spawn(record)
+        _ = [o async for o in js]
+    assert starts == pytest.approx([0.0, 10.0, 10.25, 10.5])
+
+
+@VIRTUAL_TIME
+async def test_rate_with_limit_and_backpressure() -> None:
+    """rate and limit together: at most n running, starts spaced, producer held back."""
+    running = 0
+    peak = 0
+    starts: list[float] = []
+    start = anyio.current_time()
+
+    async def work() -> None:
+        nonlocal running, peak
+        starts.append(anyio.current_time() - start)
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(3)
+        running -= 1
+
+    async with JoinSet[None](limit=2, rate=(10, 1.0)) as js, anyio.create_task_group() as tg:
+
+        async def consume() -> None:
+            async for outcome in js:
+                outcome.result()
+
+        for i in range(6):
+            await js.wait_for_capacity()
+            js.spawn(work)
+            if i == 0:
+                tg.start_soon(consume)
+    assert peak == 2
+    assert starts == pytest.approx([0.0, 0.1, 3.0, 3.1, 6.0, 6.1])
+
+
+@VIRTUAL_TIME
+async def test_abort_while_waiting_for_the_rate_never_runs_the_body() -> None:
+    """A task aborted while it waits for its turn never runs any of its body."""
+    gate = Gate()
+    async with JoinSet[object](rate=(1, 60.0)) as js:
+        js.spawn(anyio.sleep, 0)
+        handle = js.spawn(gate.wait)  # its turn is a minute away
+        await anyio.wait_all_tasks_blocked()
+        handle.abort()
+        outcomes = [o async for o in js]
+    assert [o.cancelled() for o in outcomes] == [False, True]
+    assert not gate.started
+
+
+async def test_rate_on_every_backend() -> None:
+    """The rate works on every backend (real time, a fast rate; order only)."""
+    order: list[int] = []
+
+    async def record(i: int) -> None:
+        order.append(i)
+
+    async with JoinSet[None](rate=(1000, 1.0)) as js:
+        for i in range(5):
+            js.spawn(record, i)
+        _ = [o async for o in js]
+    assert sorted(order) == list(range(5))
+
+
+@pytest.mark.parametrize("bad", [5, (1,), (1, 2, 3), ("1", 1.0), (1, "1"), (True, 1.0), (1, None)])
+def test_rate_of_wrong_shape_raises(bad: object) -> None:
+    """rate must be a (count, per_seconds) tuple: TypeError otherwise."""
+    with pytest.raises(
+        TypeError, match=r"^JoinSet rate must be None or a \(count, per_seconds\) tuple, got "
+    ):
+        JoinSet[None](rate=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [(0, 1.0), (1, 0), (1, -1.0), (1, float("inf")), (1, float("nan"))])
+def test_rate_that_allows_nothing_raises(bad: tuple[int, float]) -> None:
+    """A rate that allows no start is a ValueError naming the fix."""
+    with pytest.raises(
+        ValueError,
+        match=r"^JoinSet rate must allow at least 1 start per a finite, positive number of",
+    ):
+        JoinSet[None](rate=bad)
