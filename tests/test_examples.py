@@ -39,7 +39,8 @@ def test_every_example_is_tested_and_documented() -> None:
     """Each example opens with a comment saying what it shows and how to run it."""
     tested = {
         "abort.py", "as_completed.py", "crawl.py", "errors.py", "join_all_vs_joinset.py",
-        "keyed.py", "quickstart.py", "shutdown_signal.py", "with_context.py", "worker_pool.py",
+        "keyed.py", "offload.py", "quickstart.py", "shutdown_signal.py", "with_context.py",
+        "worker_pool.py",
     }  # fmt: skip
     found = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert found == tested
@@ -184,3 +185,25 @@ def test_keyed(backend: str) -> None:
         "stock refreshed after 30 ms",
         "spawned 5, joined 5, cancelled 2 (the replaced task and the one aborted at shutdown)",
     ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_offload(backend: str) -> None:
+    """offload.py: threads, a process and executor futures in one set."""
+    lines = sorted(run_example("offload.py", backend))
+    assert lines == [
+        "adopted future: sum(range(10)) = 45 in an executor",
+        "blocking_io: aborted",
+        "blocking_io: slept 0.05s in a thread",
+        "cpu_work: hashed 20000 rounds in a process: 21effe9e",
+        "executor_work: sum(range(1000)) = 499500 in an executor",
+    ]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_offload_on_a_dask_cluster(backend: str) -> None:
+    """offload.py --dask: the same code against a real local Dask cluster."""
+    pytest.importorskip("distributed")
+    lines = sorted(run_example("offload.py", backend, "--dask"))
+    assert "executor_work: sum(range(1000)) = 499500 in an executor" in lines
+    assert len(lines) == 5

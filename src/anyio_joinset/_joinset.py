@@ -403,12 +403,13 @@ class JoinSet(Generic[T]):
 
         Args:
             future: The future to wait for.
-            name: The task's name; defaults to the future's repr.
+            name: The task's name; defaults to the future's class name ("Future").
 
         Returns:
             The task's handle.
         """
-        return self.spawn(wait_future, future, name=f"future {future!r}" if name is None else name)
+        default = type(future).__qualname__
+        return self.spawn(wait_future, future, name=default if name is None else name)
 
     def spawn_submit(
         self,
