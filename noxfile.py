@@ -56,7 +56,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typing(session: nox.Session) -> None:
-    session.install("-e", ".[test]", MYPY, PYRIGHT)
+    # exceptiongroup: the checkers look at the Python 3.10 branch too.
+    session.install("-e", ".[test]", MYPY, PYRIGHT, "exceptiongroup")
     session.run("mypy", "--strict")
     session.run("pyright")
     session.run("pyright", "--verifytypes", "anyio_joinset", "--ignoreexternal")

@@ -1,4 +1,4 @@
-"""Beyond the contract: shutdown(grace=...) and the stats() snapshot."""
+"""Beyond the contract: shutdown(grace=...), stats() and first_success()."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import anyio
 import pytest
 
-from anyio_joinset import JoinSet, JoinSetStats
-from helpers import Gate, fail_with, forever, value_of
+from anyio_joinset import JoinSet, JoinSetStats, TaskCancelled
+from helpers import ExceptionGroup, Gate, fail_with, forever, value_of
 
 
 async def test_shutdown_grace_lets_tasks_finish_on_their_own() -> None:
@@ -108,3 +108,41 @@ async def test_stats_is_immutable_snapshot() -> None:
         assert js.stats() != before
         with pytest.raises(AttributeError):
             before.spawned = 3  # type: ignore[misc]
+
+
+async def test_first_success_returns_the_first_value_and_aborts_the_rest() -> None:
+    """first_success: failures before it are skipped, the rest aborted, set emptied."""
+    slow = Gate()
+    async with JoinSet[object]() as js:
+        js.spawn(fail_with, ValueError("first to finish, but failed"))
+        js.spawn(value_of, "winner")
+        js.spawn(slow.wait, "too slow")
+        assert await js.first_success() == "winner"
+        assert len(js) == 0
+    assert slow.cleaned_up
+    assert not slow.finished
+
+
+async def test_first_success_when_every_task_fails() -> None:
+    """first_success raises an ExceptionGroup of every failure, cancellations included."""
+    errors = [ValueError("a"), KeyError("b")]
+    async with JoinSet[object]() as js:
+        for error in errors:
+            js.spawn(fail_with, error)
+        js.spawn(forever, name="aborted").abort()
+        with pytest.raises(ExceptionGroup) as info:
+            await js.first_success()
+    assert str(info.value).startswith("no task of the JoinSet succeeded")
+    got = list(info.value.exceptions)
+    assert len(got) == 3
+    assert {type(e) for e in got} == {ValueError, KeyError, TaskCancelled}
+    assert [e for e in got if not isinstance(e, TaskCancelled)] in (errors, errors[::-1])
+
+
+async def test_first_success_of_an_empty_set() -> None:
+    """first_success of an empty set is a LookupError naming the fix."""
+    async with JoinSet[object]() as js:
+        with pytest.raises(
+            LookupError, match=r"^This JoinSet has no tasks; spawn some before first_success\(\)\.$"
+        ):
+            await js.first_success()

@@ -48,7 +48,7 @@ from concurrent.futures import Executor, Future
 from contextvars import copy_context
 from dataclasses import dataclass
 from types import FunctionType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 from anyio import (
     ClosedResourceError,
@@ -81,6 +81,9 @@ if TYPE_CHECKING:
         from typing_extensions import Self, TypeVarTuple, Unpack
 
     PosArgsT = TypeVarTuple("PosArgsT")
+
+if sys.version_info < (3, 11):  # AnyIO itself depends on the backport there
+    from exceptiongroup import ExceptionGroup
 
 T = TypeVar("T")
 
@@ -715,6 +718,39 @@ class JoinSet(Generic[T]):
                 raise
             outcome._raise()
         return values
+
+    async def first_success(self) -> T:
+        """
+        Return the value of the first task to succeed; abort and drain the rest.
+
+        Outcomes are taken in completion order. Failures and cancellations before
+        the first success are skipped (and kept for the error below); once a task
+        succeeds, the remaining tasks are aborted and waited for, as by
+        :meth:`shutdown`. Afterwards the set is empty. It is a checkpoint.
+
+        Returns:
+            The first successful task's return value.
+
+        Raises:
+            LookupError: If the set has no tasks.
+            ExceptionGroup: If every task failed or was cancelled: their exceptions,
+                in completion order (``TaskCancelled`` for a cancelled task).
+        """
+        if not self._pending:
+            await checkpoint()
+            msg = f"This {self._label} has no tasks; spawn some before first_success()."
+            raise LookupError(msg)
+        errors: list[Exception] = []
+        while (outcome := await self.join_next()) is not None:
+            if outcome._kind == SUCCEEDED:
+                await self.shutdown()
+                return outcome.result()
+            if outcome._kind == FAILED:
+                errors.append(cast("Exception", outcome._payload))
+            else:
+                errors.append(outcome._cancelled_error())
+        msg = f"no task of the {self._label} succeeded"
+        raise ExceptionGroup(msg, errors)
 
     def __aiter__(self) -> Self:
         """Iterate over outcomes until the set is empty, like a join_next loop (S12)."""

@@ -96,6 +96,7 @@ async def check_extensions() -> None:
         assert_type(js.stats(), JoinSetStats)
         assert_type(js.stats().failed, int)
         assert_type(await js.shutdown(grace=1.5), None)
+        assert_type(await js.first_success(), int)
         await js.shutdown(grace="1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     async with JoinMap[str, int]() as jm:
