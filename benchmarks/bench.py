@@ -28,13 +28,15 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio import create_memory_object_stream, create_task_group
 from anyio.lowlevel import checkpoint
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from anyio_joinset import JoinSet
 
@@ -250,25 +252,33 @@ async def time_per_task(names: list[str], workload: str, n: int, runs: int) -> d
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+@asynccontextmanager
+async def floor_set(
+    func: Callable[[int], Awaitable[int]],
+) -> AsyncIterator[tuple[Callable[[int], object], MemoryObjectReceiveStream[int]]]:
+    """The floor's machinery, for measurements that need to act between steps."""
+    send, recv = create_memory_object_stream[int](math.inf)
+
+    async def worker(i: int) -> None:
+        send.send_nowait(await func(i))
+
+    with send, recv:
+        async with create_task_group() as tg:
+            yield (lambda i: tg.start_soon(worker, i)), recv
+
+
 async def first_result_latency(name: str, n: int) -> float:
     """Milliseconds from the first spawn to the first result (W1)."""
     start = time.perf_counter()
     first: list[float] = []
     if name == "floor":
-        send, recv = create_memory_object_stream[int](math.inf)
-
-        async def worker(i: int) -> None:
-            send.send_nowait(await w1(i))
-
-        async with create_task_group() as tg:
+        async with floor_set(w1) as (spawn, recv):
             for i in range(n):
-                tg.start_soon(worker, i)
+                spawn(i)
             for _ in range(n):
                 await recv.receive()
                 if not first:
                     first.append(time.perf_counter())
-        send.close()
-        recv.close()
     else:
         async with JoinSet[int]() as js:
             for i in range(n):
@@ -292,14 +302,9 @@ async def bytes_per_pending_task(name: str, n: int) -> tuple[float, float]:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     if name == "floor":
-        send, recv = create_memory_object_stream[int](math.inf)
-
-        async def worker(i: int) -> None:
-            send.send_nowait(await blocked(i))
-
-        async with create_task_group() as tg:
+        async with floor_set(blocked) as (spawn, recv):
             for i in range(n):
-                tg.start_soon(worker, i)
+                spawn(i)
             await anyio.wait_all_tasks_blocked()
             traced = tracemalloc.get_traced_memory()[0] - before
             rss = _rss() - rss_before
@@ -307,8 +312,6 @@ async def bytes_per_pending_task(name: str, n: int) -> tuple[float, float]:
             release.set()
             for _ in range(n):
                 await recv.receive()
-        send.close()
-        recv.close()
     else:
         async with JoinSet[int]() as js:
             for i in range(n):

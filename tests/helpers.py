@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import random
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    from anyio_joinset import JoinSet, Outcome
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup, ExceptionGroup
 else:
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
-__all__ = ["BaseExceptionGroup", "ExceptionGroup", "Gate", "fail_with", "forever", "value_of"]
+__all__ = [
+    "BaseExceptionGroup",
+    "ExceptionGroup",
+    "Gate",
+    "consume_randomly",
+    "fail_with",
+    "forever",
+    "value_of",
+]
 
 
 class Gate:
@@ -48,3 +62,44 @@ async def fail_with(exc: BaseException) -> None:
 async def forever() -> None:
     """Wait until cancelled."""
     await anyio.sleep_forever()
+
+
+async def cancel_after(scope: anyio.CancelScope, steps: int) -> None:
+    """Cancel ``scope`` after ``steps`` checkpoints."""
+    for _ in range(steps):
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
+
+
+async def consume_randomly(
+    js: JoinSet[Any],
+    rng: random.Random,
+    record: Callable[[Outcome[Any]], None],
+    stop: anyio.Event | None = None,
+) -> None:
+    """
+    Take outcomes forever (or until ``stop``) by a random mix of join_next,
+    join_next cancelled at a random point (it must lose nothing), and try_join_next.
+    """
+    while stop is None or not stop.is_set():
+        roll = rng.random()
+        if roll < 0.2:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_after, scope, rng.randrange(3))
+                    outcome = await js.join_next()
+                    # Record before the next checkpoint, which may be cancelled.
+                    if outcome is not None:
+                        record(outcome)
+                    tg.cancel_scope.cancel()
+        elif roll < 0.3:
+            outcome = js.try_join_next()
+            if outcome is not None:
+                record(outcome)
+            await anyio.lowlevel.checkpoint()
+        else:
+            outcome = await js.join_next()
+            if outcome is not None:
+                record(outcome)
+            else:
+                await anyio.lowlevel.checkpoint()

@@ -26,7 +26,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
-from helpers import ExceptionGroup
+from helpers import ExceptionGroup, consume_randomly
 
 TASKS = 20_000
 # Seed 1: no limit, the block ends normally. Seed 13: limit=5 and the body is
@@ -99,30 +99,6 @@ class Chaos:
         if not outcome.cancelled() and isinstance(outcome.exception(), BrokenStrError):
             assert "repr failed" in repr(outcome)
 
-    async def consumer(self, js: JoinSet[object], seed: float) -> None:
-        rng = random.Random(seed)
-        while True:
-            roll = rng.random()
-            if roll < 0.2:
-                with anyio.CancelScope() as scope:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(cancel_after, scope, rng.randrange(3))
-                        outcome = await js.join_next()
-                        if outcome is not None:
-                            self.record(outcome)
-                        tg.cancel_scope.cancel()
-            elif roll < 0.3:
-                outcome = js.try_join_next()
-                if outcome is not None:
-                    self.record(outcome)
-                await anyio.lowlevel.checkpoint()
-            else:
-                outcome = await js.join_next()
-                if outcome is not None:
-                    self.record(outcome)
-                else:
-                    await anyio.lowlevel.checkpoint()
-
     async def run(self) -> None:
         rng = self.rng
         cancel_body_at = rng.randrange(TASKS) if rng.random() < 0.3 else None
@@ -130,7 +106,9 @@ class Chaos:
             with anyio.CancelScope() as body:
                 async with JoinSet[object](limit=self.limit) as js:
                     for _ in range(3):
-                        consumers.start_soon(self.consumer, js, rng.random())
+                        consumers.start_soon(
+                            consume_randomly, js, random.Random(rng.random()), self.record
+                        )
                     for i in range(TASKS):
                         if self.limit is not None and rng.random() < 0.5:
                             await js.wait_for_capacity()
@@ -157,12 +135,6 @@ class Chaos:
         assert all(handle.done() for handle in self.handles.values()), where
         if not self.body_cancelled:
             assert set(self.delivered) == set(self.handles), where
-
-
-async def cancel_after(scope: anyio.CancelScope, steps: int) -> None:
-    for _ in range(steps):
-        await anyio.lowlevel.checkpoint()
-    scope.cancel()
 
 
 @pytest.mark.parametrize(("seed", "body_cancelled"), CI_SEEDS.items())

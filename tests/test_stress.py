@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
+from helpers import consume_randomly
 
 N_TASKS = 3000
 
@@ -55,40 +56,15 @@ class Stress:
         if not outcome.cancelled() and outcome.exception() is None:
             assert 0 <= outcome.result() < 6
 
-    async def consumer(self, js: JoinSet[int], done: anyio.Event) -> None:
-        rng = random.Random(self.rng.random())
-        while not done.is_set():
-            if rng.random() < 0.2:
-                # A join_next cancelled at a random point must lose nothing (S5).
-                with anyio.CancelScope() as scope:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(_cancel_after, scope, rng.randrange(0, 3))
-                        outcome = await js.join_next()
-                        # Record before the next checkpoint, which may be cancelled.
-                        if outcome is not None:
-                            self.record(outcome)
-                        tg.cancel_scope.cancel()
-            elif rng.random() < 0.1:
-                outcome = js.try_join_next()
-                if outcome is not None:
-                    self.record(outcome)
-                await anyio.lowlevel.checkpoint()
-            else:
-                outcome = await js.join_next()
-                if outcome is not None:
-                    self.record(outcome)
-                elif done.is_set():
-                    break
-                else:
-                    await anyio.lowlevel.checkpoint()
-
     async def run(self) -> None:
         rng = self.rng
         done = anyio.Event()
         async with anyio.create_task_group() as consumers:
             async with JoinSet[int](limit=self.limit) as js:
                 for _ in range(3):
-                    consumers.start_soon(self.consumer, js, done)
+                    consumers.start_soon(
+                        consume_randomly, js, random.Random(rng.random()), self.record, done
+                    )
                 for i in range(N_TASKS):
                     if self.limit is not None and rng.random() < 0.5:
                         await js.wait_for_capacity()
@@ -113,12 +89,6 @@ class Stress:
         assert set(self.delivered) == spawned
         assert all(count == 1 for count in self.delivered.values())
         assert all(handle.done() for handle in self.handles.values())
-
-
-async def _cancel_after(scope: anyio.CancelScope, steps: int) -> None:
-    for _ in range(steps):
-        await anyio.lowlevel.checkpoint()
-    scope.cancel()
 
 
 @pytest.mark.parametrize("limit", [None, 7])
