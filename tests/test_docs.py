@@ -31,7 +31,18 @@ def blocks() -> list[tuple[str, str]]:
 
 
 ANYIO_BLOCKS = [pytest.param(code, id=name) for name, code in blocks() if "anyio.run(" in code]
-NATIVE_BLOCKS = [pytest.param(code, id=name) for name, code in blocks() if "anyio.run(" not in code]
+NATIVE_BLOCKS = [
+    pytest.param(
+        code,
+        id=name,
+        marks=pytest.mark.skipif(
+            "asyncio.TaskGroup" in code and sys.version_info < (3, 11),
+            reason="asyncio.TaskGroup is new in Python 3.11",
+        ),
+    )
+    for name, code in blocks()
+    if "anyio.run(" not in code
+]
 
 
 def test_readme_has_runnable_blocks() -> None:
