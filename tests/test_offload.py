@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -186,6 +187,7 @@ async def test_sync_spawns_reject_async_functions() -> None:
                 lambda: js.spawn_process(coroutine_function),  # type: ignore[arg-type]
                 lambda: js.spawn_submit(pool, coroutine_function),  # type: ignore[arg-type]
                 lambda: js.spawn_thread(coroutine_function()),  # type: ignore[arg-type]
+                lambda: js.spawn_thread(functools.partial(coroutine_function)),  # type: ignore[arg-type]
             ):
                 with pytest.raises(
                     TypeError,

@@ -119,6 +119,6 @@ def reject_async(func: object, where: str) -> None:
     if inspect.iscoroutinefunction(target) or inspect.iscoroutine(func):
         if inspect.iscoroutine(func):
             func.close()
-        name = describe(func)
+        name = describe(target)
         msg = f"{where} expects a synchronous function, but {name} is async; use spawn() for it."
         raise TypeError(msg)
