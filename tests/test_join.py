@@ -510,3 +510,23 @@ async def test_joiner_waiting_when_a_task_tears_the_set_down_gets_none() -> None
             js.spawn(fail_with, CustomBaseError())
             await anyio.sleep_forever()
     assert got[0] is None or (isinstance(got[0], Outcome) and got[0].cancelled())
+
+
+async def test_outcome_taken_after_the_block_closed_keeps_len_at_zero() -> None:
+    """S4/S13: a join_next woken just before the block ended may take its outcome
+    after the close; len stays 0 (the chaos suite found it going to -1)."""
+    gate = Gate()
+    got: list[object] = []
+    async with anyio.create_task_group() as tg:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait, "late")
+
+            async def joiner() -> None:
+                got.append(await js.join_next())
+
+            tg.start_soon(joiner)
+            await anyio.wait_all_tasks_blocked()
+        # What the joiner does when it resumes only now: hand its outcome out.
+        js._handed_out()
+        assert len(js) == 0
+    assert len(got) == 1

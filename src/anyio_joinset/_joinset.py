@@ -91,7 +91,8 @@ logger = logging.getLogger("anyio_joinset")
 
 _NEW = 0
 _OPEN = 1
-_CLOSED = 2
+_CLOSING = 2  # in __aexit__: no new spawns, tasks unwinding, outcomes still flow
+_CLOSED = 3  # the stream is closed: len is 0 for good
 
 
 @final
@@ -215,7 +216,7 @@ class JoinSet(Generic[T]):
         if self._state != _OPEN:
             msg = f"This {self._label} is not open; __aexit__ must follow __aenter__."
             raise RuntimeError(msg)
-        self._state = _CLOSED  # no spawns while tasks unwind
+        self._state = _CLOSING
         self.abort_all()
         # The task group only needs to see a cancellation (so its scope can
         # account for it). Any other exception of the body is ours to let
@@ -682,6 +683,10 @@ class JoinSet(Generic[T]):
                 return outcome
 
     def _handed_out(self) -> None:
+        if self._state == _CLOSED:
+            # A join_next woken before the block ended takes its outcome after:
+            # len is already 0 and every other waiter was woken by the close.
+            return
         self._pending -= 1
         if not self._pending:
             # Wake the callers that are still waiting: nothing is left for them.
@@ -791,7 +796,7 @@ class JoinSet(Generic[T]):
         return self._limit
 
     def __repr__(self) -> str:
-        state = ("new", "open", "closed")[self._state]
+        state = ("new", "open", "closing", "closed")[self._state]
         return (
             f"<JoinSet {state} len={self._pending} running={self._running} "
             f"waiting={len(self._queue)} limit={self._limit}>"
