@@ -360,13 +360,19 @@ async def backpressure_peak(items: int, limit: int) -> float:
     async with JoinSet[int](limit=limit) as js, create_task_group() as tg:
 
         async def consume() -> None:
+            # join_next is a checkpoint even when outcomes are ready (S5), so take
+            # everything that is ready at each wake-up: otherwise finished outcomes
+            # pile up faster than one consumer step per scheduling round.
             async for outcome in js:
                 outcome.result()
+                while (ready := js.try_join_next()) is not None:
+                    ready.result()
 
-        tg.start_soon(consume)
         for i in range(items):
             await js.wait_for_capacity()
             js.spawn(w1, i)
+            if i == 0:
+                tg.start_soon(consume)  # after the first spawn: an empty set ends the loop
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (peak - base) / 1024  # ru_maxrss is KiB on Linux
 
