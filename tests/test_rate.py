@@ -87,7 +87,10 @@ async def test_abort_while_waiting_for_the_rate_never_runs_the_body() -> None:
     gate = Gate()
     async with JoinSet[object](rate=(1, 3600.0)) as js:
         js.spawn(anyio.sleep, 0)
-        handle = js.spawn(gate.wait)  # its turn is an hour away
+        # Let the first task take the first turn (Trio starts a batch of new tasks
+        # in random order), so the next turn is an hour away.
+        await anyio.wait_all_tasks_blocked()
+        handle = js.spawn(gate.wait)
         await anyio.wait_all_tasks_blocked()
         handle.abort()
         outcomes = {o.id: o.cancelled() async for o in js}
