@@ -84,8 +84,7 @@ def _is_sync_function(func: object) -> bool:
     async code flag, no ``__wrapped__`` and no coroutine mark counts: anything
     else may still return a coroutine, and the call decides.
     """
-    while isinstance(func, functools.partial):
-        func = func.func
+    func = _unwrap_partials(func)
     if isinstance(func, MethodType):
         func = func.__func__
     if not isinstance(func, FunctionType):
@@ -111,14 +110,26 @@ def _reject_result(func: object, result: object, where: str) -> None:
     raise TypeError(msg)
 
 
-def reject_async(func: object, where: str) -> None:
-    """For the sync-function spawns: an async function there is a mistake."""
-    target = func
-    while isinstance(target, functools.partial):
-        target = target.func
+def sync_task_name(func: object, name: str | None, where: str) -> str:
+    """
+    For the sync-function spawns: reject an async function, and name the task.
+
+    ``where`` names the call for the error ("JoinSet.spawn_thread()"); the name is
+    ``name`` if given, else the function's qualified name.
+    """
+    target = _unwrap_partials(func)
     if inspect.iscoroutinefunction(target) or inspect.iscoroutine(func):
         if inspect.iscoroutine(func):
             func.close()
-        name = describe(target)
-        msg = f"{where} expects a synchronous function, but {name} is async; use spawn() for it."
+        msg = (
+            f"{where} expects a synchronous function, but {describe(target)} is async; "
+            f"use spawn() for it."
+        )
         raise TypeError(msg)
+    return describe(func) if name is None else name
+
+
+def _unwrap_partials(func: object) -> object:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func

@@ -48,7 +48,7 @@ from concurrent.futures import Executor, Future
 from contextvars import copy_context
 from dataclasses import dataclass
 from types import FunctionType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from anyio import (
     ClosedResourceError,
@@ -64,7 +64,7 @@ from anyio import (
 )
 from anyio.lowlevel import checkpoint
 
-from ._calling import CO_COROUTINE, call_async, describe, reject_async, task_name
+from ._calling import CO_COROUTINE, call_async, sync_task_name, task_name
 from ._futures import submit_and_wait, wait_future
 from ._handle import JoinHandle
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
@@ -353,15 +353,8 @@ class JoinSet(Generic[T]):
         Returns:
             The task's handle.
         """
-        reject_async(func, f"{self._label}.spawn_thread()")
-        return self.spawn(
-            _run_in_thread,
-            func,
-            args,
-            abandon_on_cancel,
-            limiter,
-            name=describe(func) if name is None else name,
-        )
+        name = sync_task_name(func, name, f"{self._label}.spawn_thread()")
+        return self.spawn(_run_in_thread, func, args, abandon_on_cancel, limiter, name=name)
 
     def spawn_process(
         self,
@@ -388,10 +381,8 @@ class JoinSet(Generic[T]):
         Returns:
             The task's handle.
         """
-        reject_async(func, f"{self._label}.spawn_process()")
-        return self.spawn(
-            _run_in_process, func, args, cancellable, name=describe(func) if name is None else name
-        )
+        name = sync_task_name(func, name, f"{self._label}.spawn_process()")
+        return self.spawn(_run_in_process, func, args, cancellable, name=name)
 
     def spawn_future(self, future: Future[T], /, *, name: str | None = None) -> JoinHandle[T]:
         """
@@ -440,10 +431,8 @@ class JoinSet(Generic[T]):
         Returns:
             The task's handle.
         """
-        reject_async(func, f"{self._label}.spawn_submit()")
-        return self.spawn(
-            submit_and_wait, executor, func, args, name=describe(func) if name is None else name
-        )
+        name = sync_task_name(func, name, f"{self._label}.spawn_submit()")
+        return self.spawn(submit_and_wait, executor, func, args, name=name)
 
     def _start(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         self._running += 1
@@ -721,7 +710,7 @@ class JoinSet(Generic[T]):
                 # Interrupted while draining: the failure must not vanish.
                 _discard(outcome)
                 raise
-            outcome._raise()
+            raise outcome._failure()
         return values
 
     async def first_success(self) -> T:
@@ -750,10 +739,7 @@ class JoinSet(Generic[T]):
             if outcome._kind == SUCCEEDED:
                 await self.shutdown()
                 return outcome.result()
-            if outcome._kind == FAILED:
-                errors.append(cast("Exception", outcome._payload))
-            else:
-                errors.append(outcome._cancelled_error())
+            errors.append(outcome._failure())
         msg = f"no task of the {self._label} succeeded"
         raise ExceptionGroup(msg, errors)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Generic, NoReturn, TypeVar, cast, final
+from typing import Generic, TypeVar, cast, final
 
 from ._exceptions import TaskCancelled
 
@@ -58,9 +58,7 @@ class Outcome(Generic[T]):
         """
         if self._kind == SUCCEEDED:
             return cast("T", self._payload)
-        if self._kind == FAILED:
-            raise cast("BaseException", self._payload)
-        raise self._cancelled_error()
+        raise self._failure()
 
     def exception(self) -> BaseException | None:
         """
@@ -72,16 +70,15 @@ class Outcome(Generic[T]):
         if self._kind == SUCCEEDED:
             return None
         if self._kind == FAILED:
-            return cast("BaseException", self._payload)
-        raise self._cancelled_error()
+            return cast("Exception", self._payload)
+        raise self._failure()
 
-    def _raise(self) -> NoReturn:
-        # For join_all: raise what result() would, for a failed or cancelled task.
+    def _failure(self) -> Exception:
+        # What result() raises for a task that did not succeed: its own exception
+        # (always an Exception: other BaseExceptions are never captured, S6), or a
+        # TaskCancelled for a cancelled one.
         if self._kind == FAILED:
-            raise cast("BaseException", self._payload)
-        raise self._cancelled_error()
-
-    def _cancelled_error(self) -> TaskCancelled:
+            return cast("Exception", self._payload)
         msg = f"Task {self._name!r} (id {self._id}) was cancelled."
         return TaskCancelled(msg)
 
