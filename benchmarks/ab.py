@@ -31,15 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def load_ref(ref: str, into: Path) -> ModuleType:
     """anyio_joinset as it was at `ref`, imported as `anyio_joinset_ref`."""
-    archive = subprocess.run(  # noqa: S603
-        ["git", "archive", "--format=tar", ref, "src/anyio_joinset"],  # noqa: S607
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+    # The package moved from src/ to the top level; older refs have it under src/.
+    for where in ("anyio_joinset", "src/anyio_joinset"):
+        archive = subprocess.run(  # noqa: S603
+            ["git", "archive", "--format=tar", ref, where],  # noqa: S607
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+        )
+        if archive.returncode == 0:
+            break
+    archive.check_returncode()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(into, filter="data")
-    package = into / "src" / "anyio_joinset"
+    package = into / where
     spec = importlib.util.spec_from_file_location(
         "anyio_joinset_ref", package / "__init__.py", submodule_search_locations=[str(package)]
     )
