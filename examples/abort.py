@@ -1,19 +1,24 @@
-# What it shows: the three ways tasks are aborted, and that each task's cleanup
-# (its `finally:` block) runs.
-#   1. Leaving the `async with` block aborts every task still running.
-#   2. `abort_all()` aborts every task but keeps the set open for new ones.
-#   3. `handle.abort()` aborts one task; the others carry on.
-#
-# Run it:
-#   python examples/abort.py --backend asyncio
-#   python examples/abort.py --backend trio
+"""
+What it shows: the three ways tasks are aborted, and that each task's cleanup
+(its `finally:` block) runs.
+  1. Leaving the `async with` block aborts every task still running.
+  2. `abort_all()` aborts every task but keeps the set open for new ones.
+  3. `handle.abort()` aborts one task; the others carry on.
+
+Run it:
+  python examples/abort.py --backend asyncio
+  python examples/abort.py --backend trio
+"""
+
 from __future__ import annotations
+
+import argparse
 
 import anyio
 import anyio.lowlevel
-from _cli import parser, run
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 
 async def worker(name: str, log: list[str]) -> str:
@@ -68,4 +73,8 @@ async def main() -> list[str]:
 
 
 if __name__ == "__main__":
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

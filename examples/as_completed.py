@@ -1,18 +1,23 @@
-# What it shows: the difference between gathering results in spawn order and
-# taking them as they complete. Five tasks finish in the reverse of the order
-# they were started. The "gather" way (a list of task handles awaited one by one)
-# can only handle the first result once the slowest task is done; the JoinSet
-# way handles each result the moment its task finishes.
-#
-# Run it:
-#   python examples/as_completed.py --backend asyncio
-#   python examples/as_completed.py --backend trio
+"""
+What it shows: the difference between gathering results in spawn order and
+taking them as they complete. Five tasks finish in the reverse of the order
+they were started. The "gather" way (a list of task handles awaited one by one)
+can only handle the first result once the slowest task is done; the JoinSet
+way handles each result the moment its task finishes.
+
+Run it:
+  python examples/as_completed.py --backend asyncio
+  python examples/as_completed.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
+
 import anyio
-from _cli import parser, run
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 DELAYS = [0.05, 0.04, 0.03, 0.02, 0.01]  # task 0 is the slowest
 
@@ -57,4 +62,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

@@ -1,21 +1,25 @@
-# What it shows: a real concurrent web crawler built on one JoinSet.
-#
-# It starts a real HTTP server on 127.0.0.1 (a generated site with random
-# latency, some pages that fail with HTTP 500 and some links to pages that do
-# not exist), then crawls it with httpx: every page fetched is a task; each
-# result is handled the moment its task finishes, and the links it found are
-# spawned as new tasks while the crawl goes on. `limit` bounds how many fetches
-# run at once; failures are values and never stop the crawl; a live progress bar
-# (rich), driven by the set's own stats() snapshot, shows spawned / finished /
-# failed; Ctrl-C aborts every fetch still running and still prints the summary.
-# No internet is needed.
-#
-# Run it:
-#   python examples/crawl.py                          # asyncio, 200 pages
-#   python examples/crawl.py --backend trio --pages 500 --concurrency 32
-#   python examples/crawl.py --backend asyncio+uvloop --max-latency 0.05
+"""
+What it shows: a real concurrent web crawler built on one JoinSet.
+
+It starts a real HTTP server on 127.0.0.1 (a generated site with random
+latency, some pages that fail with HTTP 500 and some links to pages that do
+not exist), then crawls it with httpx: every page fetched is a task; each
+result is handled the moment its task finishes, and the links it found are
+spawned as new tasks while the crawl goes on. `limit` bounds how many fetches
+run at once; failures are values and never stop the crawl; a live progress bar
+(rich), driven by the set's own stats() snapshot, shows spawned / finished /
+failed; Ctrl-C aborts every fetch still running and still prints the summary.
+No internet is needed.
+
+Run it:
+  python examples/crawl.py                          # asyncio, 200 pages
+  python examples/crawl.py --backend trio --pages 500 --concurrency 32
+  python examples/crawl.py --backend asyncio+uvloop --max-latency 0.05
+"""
+
 from __future__ import annotations
 
+import argparse
 import random
 import re
 import signal
@@ -30,12 +34,12 @@ from typing import Any
 import anyio
 import anyio.abc
 import httpx
-from _cli import parser, run
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 LINK = re.compile(r'href="(/page/\d+)"')
 
@@ -224,10 +228,13 @@ async def main(pages: int, concurrency: int, max_latency: float, seed: int) -> S
 
 
 if __name__ == "__main__":
-    cli = parser(__doc__)
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
     cli.add_argument("--pages", type=int, default=200, help="pages on the site")
     cli.add_argument("--concurrency", type=int, default=16, help="fetches at once")
     cli.add_argument("--max-latency", type=float, default=0.02, help="seconds per page")
     cli.add_argument("--seed", type=int, default=1)
     args = cli.parse_args()
-    run(main, args, args.pages, args.concurrency, args.max_latency, args.seed)
+    run(main, args.pages, args.concurrency, args.max_latency, args.seed, backend=args.backend)

@@ -1,18 +1,22 @@
-# What it shows: errors are values. One task fails, one is aborted, the others
-# succeed; the loop tells each kind apart and logs failures with their traceback,
-# and no failure stops the other tasks.
-#
-# Run it:
-#   python examples/errors.py --backend asyncio
-#   python examples/errors.py --backend trio
+"""
+What it shows: errors are values. One task fails, one is aborted, the others
+succeed; the loop tells each kind apart and logs failures with their traceback,
+and no failure stops the other tasks.
+
+Run it:
+  python examples/errors.py --backend asyncio
+  python examples/errors.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
 import logging
 
 import anyio
-from _cli import parser, run
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 logger = logging.getLogger("errors-example")
 
@@ -49,4 +53,8 @@ async def main() -> dict[str, str]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

@@ -1,19 +1,24 @@
-# What it shows: what a JoinSet adds over gather-style joining (anyio.gather,
-# asyncio.gather, or JoinSet.join_all itself), each point demonstrated live:
-#   1. results as completed, not all at the end;
-#   2. tasks added while results are being taken;
-#   3. unfinished tasks aborted when the block is left;
-#   4. one task cancelled without touching the others.
-#
-# Run it:
-#   python examples/join_all_vs_joinset.py --backend asyncio
-#   python examples/join_all_vs_joinset.py --backend trio
+"""
+What it shows: what a JoinSet adds over gather-style joining (anyio.gather,
+asyncio.gather, or JoinSet.join_all itself), each point demonstrated live:
+  1. results as completed, not all at the end;
+  2. tasks added while results are being taken;
+  3. unfinished tasks aborted when the block is left;
+  4. one task cancelled without touching the others.
+
+Run it:
+  python examples/join_all_vs_joinset.py --backend asyncio
+  python examples/join_all_vs_joinset.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
+
 import anyio
-from _cli import parser, run
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 
 async def value_after(value: int, delay: float) -> int:
@@ -94,4 +99,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

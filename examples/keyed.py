@@ -1,19 +1,24 @@
-# What it shows: keyed tasks with JoinMap, and a graceful shutdown. A cache
-# refresher keeps one refresh task per key: asking again for a key replaces its
-# task (the old one is aborted and its result never shows up), results come back
-# as (key, outcome) pairs, and `shutdown(grace=...)` lets the refreshes still
-# running finish for a moment before aborting whatever is left. The set's
-# stats() snapshot reports what happened.
-#
-# Run it:
-#   python examples/keyed.py --backend asyncio
-#   python examples/keyed.py --backend trio
+"""
+What it shows: keyed tasks with JoinMap, and a graceful shutdown. A cache
+refresher keeps one refresh task per key: asking again for a key replaces its
+task (the old one is aborted and its result never shows up), results come back
+as (key, outcome) pairs, and `shutdown(grace=...)` lets the refreshes still
+running finish for a moment before aborting whatever is left. The set's
+stats() snapshot reports what happened.
+
+Run it:
+  python examples/keyed.py --backend asyncio
+  python examples/keyed.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
+
 import anyio
-from _cli import parser, run
 
 from anyio_joinset import JoinMap
+from anyio_joinset.backends import BACKENDS, run
 
 
 async def refresh(key: str, seconds: float) -> str:
@@ -46,4 +51,8 @@ async def main() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

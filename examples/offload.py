@@ -1,24 +1,27 @@
-# What it shows: one JoinSet for work that does not run on the event loop.
-# Blocking calls go to worker threads (spawn_thread), CPU work to worker
-# processes (spawn_process), and futures from any concurrent.futures executor
-# (spawn_future, spawn_submit) join the same set, so results from all of them
-# come back in one completion-order loop, with abort and limit as usual. With
-# --dask, the same code submits to a real local Dask cluster
-# (pip install -e ".[dask]"). A rate limit spaces the task starts.
-#
-# Run it:
-#   python examples/offload.py --backend asyncio
-#   python examples/offload.py --backend trio --dask
+"""
+What it shows: one JoinSet for work that does not run on the event loop.
+Blocking calls go to worker threads (spawn_thread), CPU work to worker
+processes (spawn_process), and futures from any concurrent.futures executor
+(spawn_future, spawn_submit) join the same set, so results from all of them
+come back in one completion-order loop, with abort and limit as usual. With
+--dask, the same code submits to a real local Dask cluster
+(pip install -e ".[dask]"). A rate limit spaces the task starts.
+
+Run it:
+  python examples/offload.py --backend asyncio
+  python examples/offload.py --backend trio --dask
+"""
+
 from __future__ import annotations
 
+import argparse
 import hashlib
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 
-from _cli import parser, run
-
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 
 def blocking_io(seconds: float) -> str:
@@ -66,7 +69,10 @@ async def main(use_dask: bool) -> list[str]:
 
 
 if __name__ == "__main__":
-    cli = parser(__doc__)
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
     cli.add_argument("--dask", action="store_true", help="use a local Dask cluster")
     args = cli.parse_args()
-    run(main, args, args.dask)
+    run(main, args.dask, backend=args.backend)

@@ -1,12 +1,15 @@
-# What it shows: the JoinSet basics end to end. Ten "downloads" with random
-# latency run concurrently (at most four at a time); each result is printed the
-# moment its task finishes, a failing task comes back as a value instead of
-# tearing down its siblings, and one slow task is aborted through its handle.
-#
-# Run it:
-#   python examples/quickstart.py                   # asyncio
-#   python examples/quickstart.py --backend trio    # Trio
-#   python examples/quickstart.py --backend asyncio --seed 7
+"""
+What it shows: the JoinSet basics end to end. Ten "downloads" with random
+latency run concurrently (at most four at a time); each result is printed the
+moment its task finishes, a failing task comes back as a value instead of
+tearing down its siblings, and one slow task is aborted through its handle.
+
+Run it:
+  python examples/quickstart.py                   # asyncio
+  python examples/quickstart.py --backend trio    # Trio
+  python examples/quickstart.py --backend asyncio --seed 7
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +18,7 @@ import random
 import anyio
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 
 async def download(page: int, latency: float) -> int:
@@ -49,8 +53,10 @@ async def main(seed: int) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    anyio.run(main, args.seed, backend=args.backend)
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    cli.add_argument("--seed", type=int, default=1, help="seed of the random latencies")
+    args = cli.parse_args()
+    run(main, args.seed, backend=args.backend)

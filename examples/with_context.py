@@ -1,18 +1,23 @@
-# What it shows: keeping track of which input each result belongs to. Results
-# arrive in completion order; each Outcome carries the id of its JoinHandle, so a
-# dict from handle id to input index puts every result back in its place (a list
-# filled by index, like asyncio.gather's), while each result can still be used
-# the moment it arrives. Keyed inputs work the same way with a dict of keys.
-#
-# Run it:
-#   python examples/with_context.py --backend asyncio
-#   python examples/with_context.py --backend trio
+"""
+What it shows: keeping track of which input each result belongs to. Results
+arrive in completion order; each Outcome carries the id of its JoinHandle, so a
+dict from handle id to input index puts every result back in its place (a list
+filled by index, like asyncio.gather's), while each result can still be used
+the moment it arrives. Keyed inputs work the same way with a dict of keys.
+
+Run it:
+  python examples/with_context.py --backend asyncio
+  python examples/with_context.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
+
 import anyio
-from _cli import parser, run
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
@@ -35,4 +40,8 @@ async def main() -> list[int | None]:
 
 
 if __name__ == "__main__":
-    run(main, parser(__doc__).parse_args())
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
+    run(main, backend=cli.parse_args().backend)

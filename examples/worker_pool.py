@@ -1,25 +1,29 @@
-# What it shows: a worker pool with tasks added while it runs. A producer sends
-# jobs through an AnyIO memory object stream; the pool runs at most --workers of
-# them at once (limit + wait_for_capacity), handles each result the moment it
-# completes while still accepting jobs, and exits once the stream is closed and
-# every job has been handled.
-#
-# The trick: the feeder that turns jobs into tasks runs inside the same JoinSet,
-# so the set is never empty while jobs may still arrive, and one `async for`
-# loop over the set is the whole consumer.
-#
-# Run it:
-#   python examples/worker_pool.py --backend asyncio --jobs 20 --workers 3
-#   python examples/worker_pool.py --backend trio
+"""
+What it shows: a worker pool with tasks added while it runs. A producer sends
+jobs through an AnyIO memory object stream; the pool runs at most --workers of
+them at once (limit + wait_for_capacity), handles each result the moment it
+completes while still accepting jobs, and exits once the stream is closed and
+every job has been handled.
+
+The trick: the feeder that turns jobs into tasks runs inside the same JoinSet,
+so the set is never empty while jobs may still arrive, and one `async for`
+loop over the set is the whole consumer.
+
+Run it:
+  python examples/worker_pool.py --backend asyncio --jobs 20 --workers 3
+  python examples/worker_pool.py --backend trio
+"""
+
 from __future__ import annotations
 
+import argparse
 import random
 
 import anyio
-from _cli import parser, run
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS, run
 
 
 async def produce(send: MemoryObjectSendStream[int], jobs: int) -> None:
@@ -60,9 +64,12 @@ async def main(jobs: int, workers: int, seed: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    cli = parser(__doc__)
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("--backend", choices=list(BACKENDS), default="asyncio", help="event loop")
     cli.add_argument("--jobs", type=int, default=20)
     cli.add_argument("--workers", type=int, default=3)
     cli.add_argument("--seed", type=int, default=1)
     args = cli.parse_args()
-    run(main, args, args.jobs, args.workers, args.seed)
+    run(main, args.jobs, args.workers, args.seed, backend=args.backend)
