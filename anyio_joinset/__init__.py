@@ -1,5 +1,7 @@
 """Run a changing set of concurrent tasks and take their results as they finish."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from ._exceptions import TaskCancelled
 from ._handle import JoinHandle
 from ._joinmap import JoinMap
@@ -7,6 +9,12 @@ from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
 
 __all__ = ["JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled"]
+
+try:
+    __version__ = version("anyio-joinset")
+except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
+    __version__ = "0+unknown"
+del version, PackageNotFoundError
 
 # Show the public path in tracebacks, reprs and docs (as trio and httpx do).
 for _obj in (JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from types import CoroutineType, FunctionType, MethodType
+from types import BuiltinFunctionType, CoroutineType, FunctionType, MethodType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -15,20 +15,25 @@ _ASYNC_CODE_FLAGS = (
 
 
 def call_async(
-    func: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...], where: str
+    func: Callable[..., Coroutine[Any, Any, T]],
+    args: tuple[Any, ...],
+    where: str,
+    thread_call: str,
 ) -> Coroutine[Any, Any, T]:
     """
     Call ``func(*args)`` and return the coroutine, or raise ``TypeError`` (API.md S3).
 
     Calling an async function only creates the coroutine; its body runs later, in
-    the task. ``where`` names the call for error messages ("JoinSet.spawn()").
-    Callers handle a plain ``async def`` (a function with ``CO_COROUTINE``) on
-    their own fast path: it always returns a native coroutine.
+    the task. ``where`` names the call for error messages ("JoinSet.spawn()");
+    ``thread_call`` is the call to suggest for a sync function, with ``{f}`` for
+    its name ("spawn_thread({f}, *args)"). Callers handle a plain ``async def``
+    (a function with ``CO_COROUTINE``) on their own fast path: it always returns a
+    native coroutine.
     """
-    _reject_before_call(func, where)
+    _reject_before_call(func, where, thread_call)
     coro = func(*args)
     if not _is_coroutine(coro):
-        _reject_result(func, coro, where)
+        _reject_result(func, coro, where, thread_call)
     return coro
 
 
@@ -49,7 +54,7 @@ def describe(func: object) -> str:
     return name if isinstance(name, str) else repr(func)
 
 
-def _reject_before_call(func: object, where: str) -> None:
+def _reject_before_call(func: object, where: str, thread_call: str) -> None:
     if inspect.iscoroutine(func):
         # Close it, so the mistake is reported once, here, and not again as
         # "coroutine ... was never awaited".
@@ -69,9 +74,19 @@ def _reject_before_call(func: object, where: str) -> None:
     if _is_sync_function(func):
         name = describe(func)
         msg = (
-            f"{where} expects an async function, but {name} is synchronous; to run "
-            f"blocking code in a worker thread, spawn anyio.to_thread.run_sync: "
-            f"spawn(anyio.to_thread.run_sync, {name}, *args)."
+            f"{where} expects an async function, but {name} is synchronous; to run it "
+            f"in a worker thread, use {thread_call.format(f=name)}."
+        )
+        raise TypeError(msg)
+    target = _unwrap_partials(func)
+    if isinstance(target, (BuiltinFunctionType, type)):
+        # Neither can return a coroutine: refused without being called (S3).
+        name = describe(target)
+        kind = "a class" if isinstance(target, type) else "a builtin function"
+        msg = (
+            f"{where} expects an async function, but {name} is {kind}, which cannot "
+            f"return a coroutine; to run it in a worker thread, use "
+            f"{thread_call.format(f=name)}."
         )
         raise TypeError(msg)
 
@@ -94,7 +109,7 @@ def _is_sync_function(func: object) -> bool:
     return not hasattr(func, "__wrapped__") and not inspect.iscoroutinefunction(func)
 
 
-def _reject_result(func: object, result: object, where: str) -> None:
+def _reject_result(func: object, result: object, where: str, thread_call: str) -> None:
     name = describe(func)
     if inspect.isasyncgen(result):
         msg = (
@@ -103,9 +118,9 @@ def _reject_result(func: object, result: object, where: str) -> None:
         )
     else:
         msg = (
-            f"{where} expects an async function, but {name}() returned "
-            f"{type(result).__name__}, not a coroutine; spawn an async function "
-            f"(or anyio.to_thread.run_sync for blocking code)."
+            f"{where} expects a callable that returns a coroutine, but {name}() returned "
+            f"{type(result).__name__}; for a synchronous function, use "
+            f"{thread_call.format(f=name)}."
         )
     raise TypeError(msg)
 
@@ -117,16 +132,27 @@ def sync_task_name(func: object, name: str | None, where: str) -> str:
     ``where`` names the call for the error ("JoinSet.spawn_thread()"); the name is
     ``name`` if given, else the function's qualified name.
     """
-    target = _unwrap_partials(func)
-    if inspect.iscoroutinefunction(target) or inspect.iscoroutine(func):
+    if not callable(func):
         if inspect.iscoroutine(func):
             func.close()
+        msg = (
+            f"{where} expects a synchronous function, but got {describe(func)} "
+            f"({type(func).__name__}), which is not callable."
+        )
+        raise TypeError(msg)
+    target = _unwrap_partials(func)
+    if inspect.iscoroutinefunction(target):
         msg = (
             f"{where} expects a synchronous function, but {describe(target)} is async; "
             f"use spawn() for it."
         )
         raise TypeError(msg)
-    return describe(func) if name is None else name
+    if name is None:
+        return describe(func)
+    if not isinstance(name, str):
+        msg = f"{where} name must be a str or None, got {type(name).__name__}."
+        raise TypeError(msg)
+    return name
 
 
 def _unwrap_partials(func: object) -> object:

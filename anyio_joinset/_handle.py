@@ -1,4 +1,6 @@
-# JoinHandle hands abort of a waiting task back to its JoinSet's private API.
+# The handle is also the engine's per-task record, so a task costs one object of
+# ours, not two. The engine (``_engine.py``) makes every state change; the
+# handle only reads its state and delegates ``abort``.
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 if TYPE_CHECKING:
     from anyio import TaskHandle
 
-    from ._joinset import JoinSet
+    from ._engine import Engine
 
 T = TypeVar("T")
 
@@ -17,23 +19,24 @@ T = TypeVar("T")
 @final
 class JoinHandle(Generic[T]):
     """
-    A handle on one task of a :class:`JoinSet`, returned by :meth:`JoinSet.spawn`.
+    A handle on one task of a `JoinSet` or `JoinMap`, returned by ``spawn``.
 
     It lets you abort the task and ask whether it has finished. It does not carry
     the task's result: the result comes through the set, exactly once.
     """
 
-    # The handle is also the set's per-task record, so a task costs one object of
-    # ours, not two. ``_task`` is AnyIO's TaskHandle while the task runs (None
-    # while it waits for a slot under ``limit`` and once it has finished, which
-    # breaks the handle -> TaskHandle -> exception -> frame -> handle cycle).
+    # ``_task`` is AnyIO's TaskHandle while the task runs (None while it waits for
+    # a slot under ``limit`` and once it has finished, which breaks the handle ->
+    # TaskHandle -> exception -> frame -> handle cycle).
     __slots__ = (
         "__weakref__",
         "_aborted",
         "_context",
         "_coro",
+        "_detached",
         "_done",
         "_id",
+        "_key",
         "_name",
         "_owner",
         "_task",
@@ -43,12 +46,14 @@ class JoinHandle(Generic[T]):
     _coro: Coroutine[Any, Any, T] | None
     _context: Context | None
 
-    def __init__(self, owner: JoinSet[T], id: int, name: str) -> None:  # noqa: A002
+    def __init__(self, owner: Engine[T], id: int, name: str, key: object) -> None:  # noqa: A002
         self._owner = owner
         self._id = id
         self._name = name
+        self._key = key  # a JoinMap's key, or the input of a fed task (S16, S20)
         self._done = False
         self._aborted = False
+        self._detached = False  # replaced in a JoinMap: its outcome is never handed out
         self._task = None
         # Set only while the task waits for a slot (API.md S14).
         self._coro = None
@@ -61,7 +66,7 @@ class JoinHandle(Generic[T]):
 
     @property
     def name(self) -> str:
-        """The name given to :meth:`JoinSet.spawn`, else the function's qualified name."""
+        """The name given to ``spawn``, else the function's qualified name."""
         return self._name
 
     def done(self) -> bool:
@@ -76,14 +81,12 @@ class JoinHandle(Generic[T]):
         that already finished keeps its real outcome. A task aborted before it
         started never runs any of its body and its outcome is cancelled. A task
         that catches the cancellation and returns a value yields that value.
+
+        Raises:
+            RuntimeError: If called from another thread or event loop than the
+                set's (S2).
         """
-        if self._done or self._aborted:
-            return
-        self._aborted = True
-        if self._task is not None:
-            self._task.cancel()
-        else:
-            self._owner._abort_waiting(self)
+        self._owner._abort(self)
 
     def __repr__(self) -> str:
         if self._done:

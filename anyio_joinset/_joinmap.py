@@ -1,28 +1,38 @@
-# JoinMap is a JoinSet plus two dicts, not a second mechanism: every task runs in
-# the JoinSet (same wrapper, same hand-off, same scope rules), and the map only
-# remembers which key each live task id belongs to. Replacing a key aborts the
-# old task and forgets its id, so its outcome is skipped when it comes out of
-# the set: it is never handed out.
+# The JoinMap face of the engine (``_engine.py``): the same tasks, hand-off and
+# combinators as JoinSet, with a key per task. The engine keeps the key index
+# (``_keys``) itself, so ``len``, ``keys()`` and ``in`` change in the same step
+# as the outcomes they describe.
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Coroutine, Hashable, KeysView
-from types import TracebackType
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Hashable,
+    Iterable,
+    KeysView,
+)
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
-from anyio.lowlevel import checkpoint
-
-from ._joinset import JoinSet, JoinSetStats
+from . import _combinators as combinators
+from ._engine import Engine
+from ._joinset import JoinSetStats, _check_flag
+from ._offload import future_call, process_call, submit_call, thread_call
 
 if TYPE_CHECKING:
+    from anyio import CapacityLimiter
+
     from ._handle import JoinHandle
     from ._outcome import Outcome
 
     if sys.version_info >= (3, 11):
-        from typing import Self, TypeVarTuple, Unpack
+        from typing import TypeVarTuple, Unpack
     else:
-        from typing_extensions import Self, TypeVarTuple, Unpack
+        from typing_extensions import TypeVarTuple, Unpack
 
     PosArgsT = TypeVarTuple("PosArgsT")
 
@@ -31,42 +41,34 @@ T = TypeVar("T")
 
 
 @final
-class JoinMap(Generic[K, T]):
+class JoinMap(Engine[T], Generic[K, T]):
     """
-    A :class:`JoinSet` whose tasks are keyed, like tokio-util's ``JoinMap``.
+    A set of keyed tasks, like tokio-util's ``JoinMap``: the keyed face of `JoinSet`.
 
-    Outcomes come out as ``(key, outcome)`` pairs in completion order. Spawning
-    under a key that already has a task aborts the old task; its outcome is never
-    handed out. Every rule of the JoinSet contract holds (API.md S1-S15), with
-    ``len`` counting keys.
+    Every capability and rule of `JoinSet` holds (API.md S1-S20), taking or
+    returning the key where a `JoinSet` takes or returns a handle or an outcome:
+    outcomes come out as ``(key, outcome)`` pairs in completion order, ``len``
+    counts keys. Spawning under a key that already has a task aborts the old task;
+    its outcome is never handed out (a failure it had is logged, S13).
 
     Args:
         limit: Run at most this many tasks at once (API.md S14).
+        rate: Starts per second, or ``(count, per_seconds)`` (S18), as for `JoinSet`.
     """
 
-    __slots__ = ("_by_id", "_by_key", "_set")
+    __slots__ = ()
+    _face = "JoinMap"
 
-    def __init__(self, *, limit: int | None = None) -> None:
-        self._set = JoinSet[T](limit=limit)
-        self._set._label = "JoinMap"
-        self._by_key: dict[K, JoinHandle[T]] = {}
-        self._by_id: dict[int, K] = {}
-
-    async def __aenter__(self) -> Self:
-        await self._set.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
+    def __init__(
+        self, *, limit: int | None = None, rate: float | tuple[int, float] | None = None
     ) -> None:
-        try:
-            await self._set.__aexit__(exc_type, exc_val, exc_tb)
-        finally:
-            self._by_key.clear()
-            self._by_id.clear()
+        super().__init__(limit, rate)
+        self._keys: dict[K, JoinHandle[T]] = {}
+
+    def _thread_hint(self) -> str:
+        return "spawn_thread(key, {f}, *args)"
+
+    # -- spawning (S2, S3, S16, S17) ----------------------------------------
 
     def spawn(
         self,
@@ -77,15 +79,15 @@ class JoinMap(Generic[K, T]):
         name: str | None = None,
     ) -> JoinHandle[T]:
         """
-        Start ``func(*args)`` as the task for ``key`` (API.md S2, S3).
+        Start ``func(*args)`` as the task for ``key`` (API.md S2, S3, S16).
 
-        Synchronous, like :meth:`JoinSet.spawn`. If ``key`` already has a task that
-        was not handed out yet, that task is aborted and its outcome is never
-        handed out: the new task replaces it.
+        Synchronous, like `JoinSet.spawn`. If ``key`` already has a task whose
+        outcome was not handed out yet, that task is aborted and its outcome is
+        never handed out: the new task replaces it.
 
         Args:
             key: Any hashable key.
-            func: An async function.
+            func: A callable that returns a coroutine.
             *args: Positional arguments for ``func``.
             name: The task's name; defaults to the function's qualified name.
 
@@ -93,68 +95,155 @@ class JoinMap(Generic[K, T]):
             The new task's handle.
 
         Raises:
-            RuntimeError: If the map is not open.
-            TypeError: If ``func`` is not an async function (the map is unchanged).
+            RuntimeError: If the map is not open, or if called from another thread
+                or event loop.
+            TypeError: If ``key`` is unhashable or ``func`` does not return a
+                coroutine; nothing starts and the map is unchanged.
         """
-        handle = self._set.spawn(func, *args, name=name)  # validates first
-        old = self._by_key.pop(key, None)
-        if old is not None:
-            del self._by_id[old.id]
-            old.abort()
-        self._by_key[key] = handle
-        self._by_id[handle.id] = key
-        return handle
+        _check_key(key, "JoinMap.spawn()")
+        return self._spawn(func, args, name, key)
 
-    def __len__(self) -> int:
-        """Keys whose task's outcome has not been handed out yet (S4)."""
-        return len(self._by_key)
+    def spawn_thread(
+        self,
+        key: K,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+        abandon_on_cancel: bool = False,
+        limiter: CapacityLimiter | None = None,
+    ) -> JoinHandle[T]:
+        """Run the sync ``func(*args)`` in a thread as ``key``'s task, as `JoinSet.spawn_thread`."""
+        self._check_spawn("spawn_thread()")
+        _check_key(key, "JoinMap.spawn_thread()")
+        coro, name = thread_call(
+            func, args, name, abandon_on_cancel, limiter, "JoinMap.spawn_thread()"
+        )
+        return self._add(coro, name, key)
 
-    def __contains__(self, key: object) -> bool:
-        """``key in jm``: the key has a task whose outcome was not handed out yet."""
-        return key in self._by_key
+    def spawn_process(
+        self,
+        key: K,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+        cancellable: bool = False,
+    ) -> JoinHandle[T]:
+        """Run ``func(*args)`` in a worker process as ``key``'s task, as `JoinSet.spawn_process`."""
+        self._check_spawn("spawn_process()")
+        _check_key(key, "JoinMap.spawn_process()")
+        coro, name = process_call(func, args, name, cancellable, "JoinMap.spawn_process()")
+        return self._add(coro, name, key)
 
-    def keys(self) -> KeysView[K]:
-        """A live view of the keys whose outcome has not been handed out yet."""
-        return self._by_key.keys()
+    def spawn_future(
+        self, key: K, future: Future[T], /, *, name: str | None = None
+    ) -> JoinHandle[T]:
+        """Adopt a `concurrent.futures.Future` as ``key``'s task, as `JoinSet.spawn_future`."""
+        self._check_spawn("spawn_future()")
+        _check_key(key, "JoinMap.spawn_future()")
+        awaitable, name = future_call(future, name, "JoinMap.spawn_future()")
+        return self._add(awaitable, name, key)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
-    def _claim(self, outcome: Outcome[T]) -> tuple[K, Outcome[T]] | None:
-        key = self._by_id.pop(outcome.id, _REPLACED)
-        if key is _REPLACED:
-            return None  # the task was replaced: its outcome is never handed out
-        del self._by_key[key]
-        return key, outcome
+    def spawn_submit(
+        self,
+        key: K,
+        executor: Executor,
+        func: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+    ) -> JoinHandle[T]:
+        """Submit ``func(*args)`` to ``executor`` as ``key``'s task, as `JoinSet.spawn_submit`."""
+        self._check_spawn("spawn_submit()")
+        _check_key(key, "JoinMap.spawn_submit()")
+        coro, name = submit_call(executor, func, args, name, "JoinMap.spawn_submit()")
+        return self._add(coro, name, key)
+
+    def map(
+        self,
+        func: Callable[[K], Coroutine[Any, Any, T]],
+        inputs: Iterable[K] | AsyncIterable[K],
+        /,
+    ) -> AsyncIterator[tuple[K, Outcome[T]]]:
+        """
+        Feed the map from ``inputs``, each item its own key (S20), as `JoinSet.map`.
+
+        ``async for key, outcome in jm.map(func, inputs)`` spawns ``func(key)``
+        under ``key`` for each input, lazily, as ``limit`` and ``rate`` allow, and
+        yields every outcome of the map (tasks spawned by hand meanwhile included)
+        with its key, until the inputs are exhausted and the map is empty.
+        """
+
+        def spawn(key: K) -> None:
+            _check_key(key, "JoinMap.map()")
+            self._spawn(func, (key,), None, key)
+
+        return combinators.Feed(self, inputs, spawn, combinators.tagged)
+
+    # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 
     async def join_next(self) -> tuple[K, Outcome[T]] | None:
         """
         Wait for the next task to finish and return ``(key, outcome)`` (S5).
 
         A checkpoint on every call; cancel-safe; ``None`` at once when no key is
-        left. Callers still waiting when the last key's outcome is taken get
-        ``None`` once any replaced tasks have finished unwinding.
-
-        Raises:
-            BaseException: The backend's cancellation exception, if the caller's
-                scope is cancelled; any ready outcome stays in the map.
+        left, also for a caller already waiting when the last key is taken.
         """
-        while self._by_key:
-            outcome = await self._set.join_next()
-            if outcome is None:
-                return None
-            if (claimed := self._claim(outcome)) is not None:
-                return claimed
-        await checkpoint()
-        return None
+        pair = await self._next()
+        return None if pair is None else (pair[0]._key, pair[1])
 
     def try_join_next(self) -> tuple[K, Outcome[T]] | None:
-        """
-        Return a ready ``(key, outcome)``, else ``None``; never waits (S10).
+        """Return a ready ``(key, outcome)``, else ``None``; never waits, not a checkpoint (S10)."""
+        pair = self._try_next()
+        return None if pair is None else (pair[0]._key, pair[1])
 
-        Not a checkpoint.
+    async def join_all(self, *, fail_fast: bool = True) -> list[tuple[K, T]]:
         """
-        while self._by_key and (outcome := self._set.try_join_next()) is not None:
-            if (claimed := self._claim(outcome)) is not None:
-                return claimed
-        return None
+        Wait for every task; return ``(key, value)`` pairs in completion order (S11).
+
+        Fails as `JoinSet.join_all` does (``fail_fast=False``: an
+        ``ExceptionGroup`` of every failure); cancel-safe.
+        """
+        self._check_thread("join_all()")
+        _check_flag(fail_fast, "JoinMap.join_all() fail_fast")
+        return await combinators.join_all(self, combinators.keyed_value, fail_fast, "JoinMap")
+
+    async def first_success(self) -> tuple[K, T]:
+        """
+        Return ``(key, value)`` of the first task to succeed; abort and drain the rest.
+
+        As `JoinSet.first_success` (S19): ``LookupError`` for an empty map, an
+        ``ExceptionGroup`` if every task failed; cancel-safe.
+        """
+        self._check_thread("first_success()")
+        return await combinators.first_success(self, combinators.keyed_value, "JoinMap")
+
+    def __aiter__(self) -> AsyncIterator[tuple[K, Outcome[T]]]:
+        """Iterate over ``(key, outcome)`` pairs until no key is left (S12)."""
+        return self
+
+    async def __anext__(self) -> tuple[K, Outcome[T]]:
+        pair = await self._next()
+        if pair is None:
+            raise StopAsyncIteration
+        return pair[0]._key, pair[1]
+
+    # -- keys (S16) ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Keys whose task's outcome has not been handed out yet (S4, S16)."""
+        return self._pending
+
+    def __contains__(self, key: object) -> bool:
+        """``key in jm``: the key has a task whose outcome was not handed out yet."""
+        return key in self._keys
+
+    def keys(self) -> KeysView[K]:
+        """A live view of the keys whose outcome has not been handed out yet."""
+        return self._keys.keys()
+
+    # -- aborting (S7, S8, S9) -----------------------------------------------------
 
     def abort(self, key: K) -> bool:
         """
@@ -164,50 +253,64 @@ class JoinMap(Generic[K, T]):
             ``True`` if ``key`` has a task whose outcome was not handed out yet
             (its outcome then comes out as usual), ``False`` otherwise.
         """
-        handle = self._by_key.get(key)
+        self._check_thread("abort()")
+        handle = self._keys.get(key)
         if handle is None:
             return False
-        handle.abort()
+        self._abort(handle)
         return True
 
     def abort_matching(self, predicate: Callable[[K], bool]) -> None:
-        """Abort the task of every key for which ``predicate(key)`` is true (S7)."""
-        for key, handle in list(self._by_key.items()):
+        """Abort the task of every key for which ``predicate(key)`` is true (S7); O(n)."""
+        self._check_thread("abort_matching()")
+        if not callable(predicate):
+            msg = f"JoinMap.abort_matching() expects a callable predicate, got {predicate!r}."
+            raise TypeError(msg)
+        for key, handle in list(self._keys.items()):
             if predicate(key):
-                handle.abort()
+                self._abort(handle)
 
     def abort_all(self) -> None:
         """Abort every task (S8); ``len`` does not change."""
-        self._set.abort_all()
+        self._check_thread("abort_all()")
+        self._abort_all()
 
     async def shutdown(self, *, grace: float | None = None) -> None:
         """
         Abort all tasks, wait for them and discard their outcomes (S9).
 
-        Args:
-            grace: As in :meth:`JoinSet.shutdown`: first wait up to this many
-                seconds for the tasks to finish on their own.
+        As `JoinSet.shutdown`; cancelled part-way, ``len``, ``keys()`` and ``in``
+        describe exactly the outcomes still in the map.
         """
-        await self._set.shutdown(grace=grace)
-        self._by_key.clear()
-        self._by_id.clear()
+        self._check_thread("shutdown()")
+        await combinators.shutdown(self, combinators.check_grace(grace, "JoinMap"))
+
+    # -- backpressure and inspection (S14) ------------------------------------------
+
+    async def wait_for_capacity(self) -> None:
+        """Wait until a new task could start at once, as `JoinSet.wait_for_capacity` (S14)."""
+        await self._wait_for_capacity()
+
+    @property
+    def limit(self) -> int | None:
+        """The most tasks this map runs at once, or ``None`` for no limit."""
+        return None if self._slots is None else self._slots.limit
 
     def stats(self) -> JoinSetStats:
-        """The underlying set's :meth:`JoinSet.stats` (replaced tasks included)."""
-        return self._set.stats()
-
-    def __aiter__(self) -> Self:
-        """Iterate over ``(key, outcome)`` pairs until no key is left (S12)."""
-        return self
-
-    async def __anext__(self) -> tuple[K, Outcome[T]]:
-        pair = await self.join_next()
-        if pair is None:
-            raise StopAsyncIteration
-        return pair
+        """A snapshot of the map's tasks (replaced tasks count as joined), as `JoinSet.stats`."""
+        return JoinSetStats(*self._stats())
 
     def __repr__(self) -> str:
-        return f"<JoinMap keys={len(self._by_key)} set={self._set!r}>"
+        stats = self._stats()
+        return (
+            f"<JoinMap {self._state_name()} keys={self._pending} running={stats[2]} "
+            f"waiting={stats[1]} limit={self.limit}>"
+        )
 
 
-_REPLACED: Any = object()
+def _check_key(key: object, where: str) -> None:
+    try:
+        hash(key)
+    except TypeError:
+        msg = f"{where} needs a hashable key, got unhashable {type(key).__name__}: {key!r}."
+        raise TypeError(msg) from None

@@ -1,43 +1,113 @@
+# Rate (API.md S18)
+# -----------------
+# Starts are evenly spaced: start k may happen no earlier than ``interval``
+# after start k-1, so any window of ``per_seconds`` holds at most ``count``
+# starts, and there is no burst after an idle period. Tasks wait for their turn
+# in arrival order, in a FIFO of their own wake-ups; only the head of the FIFO
+# sleeps, until ``_next``. No start time is reserved ahead: a task aborted while
+# it waits just leaves the FIFO (O(1)), so aborted tasks give their turn back
+# and the next task after a shutdown waits at most one interval after the last
+# real start.
 from __future__ import annotations
 
 import math
 from typing import final
 
 import anyio
+from anyio import Event
+
+_GONE = object()
 
 
 @final
 class StartRate:
-    """
-    Spread task starts evenly: at most ``count`` starts per ``per`` seconds.
+    """Spread task starts evenly: one start per ``interval`` seconds at most."""
 
-    The smooth form of a GCRA with no burst: start k may happen no earlier than
-    ``per / count`` seconds after start k-1, so any window of ``per`` seconds
-    holds at most ``count`` starts, however long the set keeps growing. Each
-    start reserves its turn before it sleeps, so turns go in arrival order; a
-    task aborted while it waits leaves its turn unused (the rate is never
-    exceeded, only under-used).
-    """
+    __slots__ = ("_idle", "_interval", "_next", "_queue")
 
-    __slots__ = ("_interval", "_next")
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next = -math.inf  # the earliest time of the next start
+        self._queue: dict[Event, None] = {}  # tasks waiting for their turn, FIFO
+        self._idle: Event | None = None  # set when the FIFO empties
 
-    def __init__(self, count: int, per: float) -> None:
-        self._interval = per / count
-        self._next = -math.inf
+    def _take_turn(self, now: float) -> None:
+        # Keep the grid when a start is a little late; restart it after idle time.
+        late = now - self._next
+        self._next = (self._next if late < self._interval else now) + self._interval
+
+    def due(self) -> bool:
+        """Whether a start right now would be on time and ahead of nobody."""
+        return not self._queue and anyio.current_time() >= self._next
+
+    def delay(self) -> float:
+        """Seconds until the next turn is due (0 if it is)."""
+        return max(0.0, self._next - anyio.current_time())
 
     async def wait_turn(self) -> None:
         """Wait for this start's turn; returns at once (no checkpoint) when it is due."""
         now = anyio.current_time()
-        start_at = max(now, self._next)
-        self._next = start_at + self._interval
-        if start_at > now:
-            await anyio.sleep(start_at - now)
+        queue = self._queue
+        if not queue and now >= self._next:
+            self._take_turn(now)
+            return
+        me = Event()
+        queue[me] = None
+        if len(queue) == 1:
+            me.set()  # first in line: only the clock to wait for
+        try:
+            await me.wait()
+            while (delay := self._next - anyio.current_time()) > 0:  # noqa: ASYNC110 - a clock, not a flag
+                await anyio.sleep(delay)
+            self._take_turn(anyio.current_time())
+        finally:
+            self._leave(me)
+
+    def _leave(self, me: Event) -> None:
+        queue = self._queue
+        was_head = next(iter(queue)) is me
+        del queue[me]
+        if queue:
+            if was_head:
+                next(iter(queue)).set()  # the next in line now waits for the clock
+        elif self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def wait_capacity(self) -> None:
+        """Wait until nobody waits for a turn and the next turn is due (S14 with S18)."""
+        while True:
+            if self._queue:
+                if self._idle is None:
+                    self._idle = Event()
+                await self._idle.wait()
+            elif (delay := self.delay()) > 0:
+                await anyio.sleep(delay)
+            else:
+                return
+
+    def release(self) -> None:
+        """Forget the last start (``shutdown``: the set is used again as if new, S9)."""
+        if not self._queue:
+            self._next = -math.inf
 
 
-def parse_rate(rate: object) -> StartRate | None:
-    """Check ``JoinSet(rate=...)``: None or a (count, per_seconds) pair."""
+def parse_rate(rate: object, owner: str) -> StartRate | None:
+    """
+    Check ``rate=``: ``None``, starts per second, or a ``(count, per_seconds)`` pair.
+
+    ``owner`` names the class in messages ("JoinSet").
+    """
     if rate is None:
         return None
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        if math.isnan(rate) or rate <= 0:
+            msg = (
+                f"{owner} rate must be a positive number of starts per second (or "
+                f"math.inf or None for no limit), got {rate!r}."
+            )
+            raise ValueError(msg)
+        return None if math.isinf(rate) else StartRate(1.0 / rate)
     items: tuple[object, ...] = rate if isinstance(rate, tuple) else ()  # pyright: ignore[reportUnknownVariableType]
     count, per = items if len(items) == 2 else (None, None)
     if (
@@ -46,12 +116,15 @@ def parse_rate(rate: object) -> StartRate | None:
         or not isinstance(per, (int, float))
         or isinstance(per, bool)
     ):
-        msg = f"JoinSet rate must be None or a (count, per_seconds) tuple, got {rate!r}."
+        msg = (
+            f"{owner} rate must be None, starts per second as a number, or a "
+            f"(count, per_seconds) tuple, got {rate!r}."
+        )
         raise TypeError(msg)
     if count < 1 or not per > 0 or math.isinf(per):
         msg = (
-            f"JoinSet rate must allow at least 1 start per a finite, positive number of "
+            f"{owner} rate must allow at least 1 start per a finite, positive number of "
             f"seconds, got {rate!r}."
         )
         raise ValueError(msg)
-    return StartRate(count, float(per))
+    return StartRate(per / count)

@@ -1,0 +1,235 @@
+# The combinators, written once against the engine's operations (take the next
+# outcome, put outcomes back, abort all) so both faces get them: shutdown (S9),
+# join_all (S11), first_success (S19) and feeding (S20).
+#
+# Cancel safety (S11, S19): everything a combinator took and did not return or
+# raise goes back to the set, ahead of later outcomes, in the order it was taken.
+# pyright: reportPrivateUsage=false
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from ._engine import Engine, Pair, discard
+from ._outcome import SUCCEEDED, Outcome
+from ._states import OPEN, SHUTTING
+
+if TYPE_CHECKING:
+    from anyio import TaskHandle
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+T = TypeVar("T")
+V = TypeVar("V")
+I = TypeVar("I")  # noqa: E741
+
+
+def check_grace(grace: object, face: str) -> float | None:
+    """``shutdown(grace=)``: None or a real number of seconds >= 0, not NaN (S3)."""
+    if grace is None:
+        return None
+    if not isinstance(grace, (int, float)) or isinstance(grace, bool):
+        msg = (
+            f"{face}.shutdown() grace must be None or a number of seconds, "
+            f"got {type(grace).__name__}."
+        )
+        raise TypeError(msg)
+    if math.isnan(grace) or grace < 0:
+        msg = f"{face}.shutdown() grace must be None or at least 0 seconds, got {grace!r}."
+        raise ValueError(msg)
+    return float(grace)
+
+
+async def _drain(engine: Engine[T], into: list[Pair[T]] | None) -> None:
+    """Abort every task and wait for all; new spawns meanwhile never run (S9)."""
+    state = engine._state
+    if state == OPEN:
+        engine._state = SHUTTING
+    try:
+        engine._stop_feeding()
+        engine._abort_all()
+        while (pair := await engine._next()) is not None:
+            if into is None:
+                discard(pair[1])
+            else:
+                into.append(pair)
+    finally:
+        if engine._state == SHUTTING:
+            engine._state = state
+
+
+async def shutdown(engine: Engine[T], grace: float | None) -> None:
+    """Abort all, wait for every task, discard the outcomes (S9)."""
+    if grace and engine._pending:
+        with anyio.move_on_after(grace):
+            while (pair := await engine._next()) is not None:
+                discard(pair[1])
+    await _drain(engine, None)
+    if engine._rate is not None:
+        engine._rate.release()
+
+
+async def join_all(
+    engine: Engine[T], present: Callable[[Pair[T]], V], fail_fast: bool, face: str
+) -> list[V]:
+    """Every value in completion order, or the failure(s) (S11)."""
+    taken: list[Pair[T]] = []
+    try:
+        while (pair := await engine._next()) is not None:
+            taken.append(pair)
+            if fail_fast and pair[1]._kind != SUCCEEDED:
+                await _drain(engine, taken)
+                break
+    except BaseException:
+        engine._put_back(taken)
+        raise
+    failed = [outcome for _, outcome in taken if outcome._kind != SUCCEEDED]
+    if not failed:
+        return [present(pair) for pair in taken]
+    if fail_fast:
+        for outcome in failed[1:]:
+            discard(outcome)  # drained after the first failure, never retrieved (S13)
+        raise failed[0]._failure()
+    msg = f"{len(failed)} of the {face}'s {len(taken)} tasks failed or were cancelled"
+    raise ExceptionGroup(msg, [outcome._failure() for outcome in failed])
+
+
+async def first_success(engine: Engine[T], present: Callable[[Pair[T]], V], face: str) -> V:
+    """The first task to succeed wins; the rest are aborted and drained (S19)."""
+    taken: list[Pair[T]] = []
+    winner: Pair[T] | None = None
+    try:
+        while (pair := await engine._next()) is not None:
+            taken.append(pair)
+            if pair[1]._kind == SUCCEEDED:
+                winner = pair
+                drained: list[Pair[T]] = []
+                await _drain(engine, drained)
+                taken.extend(drained)
+                break
+    except BaseException:
+        engine._put_back(taken)
+        raise
+    if winner is not None:
+        for pair in taken[taken.index(winner) + 1 :]:
+            discard(pair[1])
+        return present(winner)
+    if not taken:
+        msg = f"This {face} has no tasks; spawn some before first_success()."
+        raise LookupError(msg)
+    msg = f"no task of the {face} succeeded"
+    raise ExceptionGroup(msg, [outcome._failure() for _, outcome in taken])
+
+
+@final
+class Feed(Generic[T, I, V]):
+    """
+    ``async for ... in set.map(func, inputs)``: spawn lazily, yield tagged outcomes (S20).
+
+    A feeder task of its own (in the set's task group, not one of the set's tasks:
+    it takes no slot and does not count in ``len``) waits for room under ``limit``
+    and ``rate`` before it takes each next input, so at most ``limit`` inputs are
+    in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
+    until the inputs are exhausted and the set is empty.
+    """
+
+    __slots__ = ("_engine", "_error", "_feeder", "_func", "_inputs", "_present", "_spawn")
+
+    def __init__(
+        self,
+        engine: Engine[T],
+        inputs: Iterable[I] | AsyncIterable[I],
+        spawn: Callable[[I], object],
+        present: Callable[[Pair[T]], V],
+    ) -> None:
+        self._engine = engine
+        self._inputs = inputs
+        self._spawn = spawn
+        self._present = present
+        self._feeder: TaskHandle[None] | None = None
+        self._error: BaseException | None = None
+
+    def __aiter__(self) -> AsyncIterator[V]:
+        return self
+
+    async def __anext__(self) -> V:
+        engine = self._engine
+        if self._feeder is None:
+            engine._check_thread("map()")
+            if engine._state != OPEN:
+                raise engine._not_open("map()")
+            self._feeder = engine._tg.create_task(self._feed(), name=f"{engine._face}.map() feeder")
+            engine._feeders[self._feeder] = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        pair = await engine._next(feeding=True)
+        if pair is not None:
+            return self._present(pair)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop feeding: no more inputs are taken (tasks already spawned keep running)."""
+        if self._feeder is not None:
+            self._feeder.cancel()
+        await checkpoint()
+
+    async def _feed(self) -> None:
+        engine = self._engine
+        inputs = self._inputs
+        try:
+            if isinstance(inputs, AsyncIterable):
+                items = cast("AsyncIterable[I]", inputs).__aiter__()
+                while True:
+                    await engine._wait_for_capacity()
+                    try:
+                        item = await items.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    self._spawn(item)
+            else:
+                iterator: Iterator[I] = iter(inputs)
+                while True:
+                    await engine._wait_for_capacity()
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        break
+                    self._spawn(item)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            self._error = exc
+        finally:
+            feeder = self._feeder
+            assert feeder is not None  # noqa: S101
+            del engine._feeders[feeder]
+            if not engine._feeders:
+                engine._wake_all()  # a consumer waiting on an empty set may stop now
+
+
+def outcome_only(pair: Pair[T]) -> Outcome[T]:
+    """A JoinSet's view of a taken pair."""
+    return pair[1]
+
+
+def value_only(pair: Pair[T]) -> T:
+    """A JoinSet's join_all/first_success view of a successful pair."""
+    return pair[1].result()
+
+
+def tagged(pair: Pair[T]) -> tuple[Any, Outcome[T]]:
+    """A fed task's input (or a JoinMap's key) with its outcome."""
+    return pair[0]._key, pair[1]
+
+
+def keyed_value(pair: Pair[T]) -> tuple[Any, T]:
+    """A JoinMap's join_all/first_success view of a successful pair."""
+    return pair[0]._key, pair[1].result()

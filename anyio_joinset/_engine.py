@@ -1,0 +1,580 @@
+# How this works
+# ==============
+#
+# ``JoinSet`` and ``JoinMap`` are two faces of this one engine: every task of
+# either runs through the code below (spawn, the task wrapper, the hand-off);
+# the faces add their public signatures and docstrings, the combinators
+# (``_combinators.py``) are written once against the engine's operations.
+#
+# One AnyIO task group runs the tasks. ``spawn`` calls the function (which only
+# creates the coroutine) and starts ``_run(handle, coro)`` in the task group.
+# AnyIO (>= 4.14) runs every task inside its own cancel scope, held by the
+# TaskHandle that ``create_task`` returns; aborting a task cancels that scope,
+# so each task can be aborted alone at no extra cost.
+#
+# The exactly-once hand-off
+# -------------------------
+# Invariants, enforced by the code below and checked by tests/test_explore.py:
+#
+# 1. A finished task's outcome sits in ``_ready`` (an ordered buffer) until a
+#    caller takes it, and it is only ever taken *synchronously*: by
+#    ``_pop``, with no await between taking it and returning it. So no
+#    cancellation of any kind (AnyIO, Trio, or a native asyncio
+#    ``Task.cancel()``/``asyncio.timeout``) can land between the two and lose it.
+# 2. ``_pending`` (== ``len``) counts tasks whose outcome has not been handed out:
+#    waiting for a slot + running + in ``_ready``. It goes down in ``_pop``, when
+#    an uncaptured BaseException ends a task, and when a JoinMap key is replaced.
+# 3. A ``join_next`` caller waits only on a wake-up of its own (an Event in
+#    ``_waiters``), and only after checking, synchronously, that ``_ready`` is
+#    empty and ``_pending`` is not 0. Every change that could end a wait wakes
+#    waiters: a new outcome wakes one; ``_pending`` reaching 0 or the block
+#    closing wakes all. A woken caller that is cancelled before it runs passes
+#    its wake-up on to the next waiter if an outcome is ready. So no caller
+#    waits while an outcome is ready or while ``len`` is 0.
+#
+# An AnyIO memory object stream (the first design) cannot keep this: its
+# ``receive()`` checkpoints before it registers as a waiting receiver, it hands
+# an item over inside the sender's call (where a native cancellation can then
+# lose it), and nothing can be put back at its front (S11).
+#
+# Limit and rate
+# --------------
+# Under ``limit=n``, ``_Slots`` (``_limit.py``) keeps the tasks beyond n running
+# ones in spawn order; a finishing task starts the next. ``rate`` (``_rate.py``)
+# makes each task wait for its start turn inside its wrapper, before its body.
+#
+# JoinHandle and Outcome are records this module reads and writes: all state
+# changes of a task happen here, the handle only delegates.
+# pyright: reportPrivateUsage=false
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Hashable
+from contextvars import Context, copy_context
+from threading import get_ident
+from types import FunctionType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from anyio import (
+    Event,
+    create_task_group,
+    current_effective_deadline,
+    get_cancelled_exc_class,
+    get_current_task,
+)
+from anyio.lowlevel import checkpoint
+
+from ._calling import CO_COROUTINE, call_async, task_name
+from ._handle import JoinHandle
+from ._limit import Slots
+from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
+from ._rate import parse_rate
+from ._states import CLOSED, CLOSING, NEW, OPEN, SHUTTING
+
+if TYPE_CHECKING:
+    from anyio import TaskHandle
+    from anyio.abc import TaskGroup
+
+    from ._rate import StartRate
+
+    if sys.version_info >= (3, 11):
+        from typing import Self
+    else:
+        from typing_extensions import Self
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+
+T = TypeVar("T")
+Pair = tuple[JoinHandle[T], Outcome[T]]
+
+logger = logging.getLogger("anyio_joinset")
+
+_MISSING: Any = object()
+NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
+
+
+class Engine(Generic[T]):
+    """The mechanism both faces share; see the notes at the top of this module."""
+
+    __slots__ = (
+        "_cancelled",
+        "_cancelled_exc",
+        "_failed",
+        "_feeders",
+        "_host",
+        "_keys",
+        "_live",
+        "_next_id",
+        "_pending",
+        "_rate",
+        "_ready",
+        "_running",
+        "_slots",
+        "_state",
+        "_tg",
+        "_thread",
+        "_waiters",
+    )
+
+    _face = "JoinSet"  # the public class name, for messages
+    _tg: TaskGroup
+    _cancelled_exc: type[BaseException]
+    _keys: dict[Any, JoinHandle[T]] | None
+
+    def __init__(self, limit: int | None, rate: object) -> None:
+        face = self._face
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+                msg = f"{face} limit must be an int or None, not {type(limit).__name__}."
+                raise TypeError(msg)
+            if limit < 1:
+                msg = f"{face} limit must be at least 1, got {limit}; use limit=None for no limit."
+                raise ValueError(msg)
+        self._slots: Slots[T] | None = None if limit is None else Slots(limit)
+        self._rate: StartRate | None = parse_rate(rate, face)
+        self._keys = None
+        self._failed = 0
+        self._cancelled = 0
+        self._state = NEW
+        self._next_id = 0
+        self._pending = 0
+        self._running = 0
+        self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
+        self._ready: OrderedDict[JoinHandle[T], Outcome[T]] = OrderedDict()
+        self._waiters: dict[Event, None] = {}
+        # Feeders still running (S20): their consumers keep waiting on an empty set.
+        self._feeders: dict[TaskHandle[None], None] = {}
+        self._thread: int | None = None
+        self._host: object = None
+
+    # -- scope (S1, S13) ---------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != NEW:
+            face = self._face
+            msg = (
+                f"This {face} has already been used; "
+                f"create a new {face} for each async with block (S1)."
+            )
+            raise RuntimeError(msg)
+        tg = create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._cancelled_exc = get_cancelled_exc_class()
+        self._thread = get_ident()
+        self._host = get_current_task().id
+        self._state = OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool:
+        if self._state in (NEW, CLOSING, CLOSED):
+            msg = f"This {self._face} is not open; __aexit__ must follow __aenter__ once (S1)."
+            raise RuntimeError(msg)
+        self._check_thread("__aexit__")
+        if get_current_task().id != self._host:
+            msg = (
+                f"This {self._face} must be left by the task that entered it (S1): "
+                f"leave its async with block in that task."
+            )
+            raise RuntimeError(msg)
+        self._state = CLOSING
+        self._stop_feeding()
+        self._abort_all()
+        # The task group only needs to see a cancellation (so its scope can
+        # account for it). Any other exception of the body is ours to let
+        # propagate: returning False re-raises the very same object, unwrapped
+        # and with no "during handling of" context (S13).
+        cancelled = isinstance(exc_val, self._cancelled_exc)
+        try:
+            if cancelled:
+                return bool(await self._tg.__aexit__(exc_type, exc_val, exc_tb))
+            await self._tg.__aexit__(None, None, None)
+        except self._cancelled_exc:
+            if exc_val is None:
+                raise
+            # The body's own exception wins over a cancellation of the wait.
+        except BaseException as exc:
+            if exc_val is None:
+                raise
+            # A task raised KeyboardInterrupt & co. (S6) while the body raised:
+            # neither is lost, grouped as an AnyIO task group groups them.
+            tasks = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]  # pyright: ignore[reportUnknownArgumentType,reportUnknownMemberType]
+            group = BaseExceptionGroup("unhandled errors in a TaskGroup", [exc_val, *tasks])  # pyright: ignore[reportUnknownVariableType]
+            raise group from None
+        finally:
+            self._close()
+        return False
+
+    def _close(self) -> None:
+        self._state = CLOSED
+        self._pending = 0
+        self._live.clear()
+        if self._slots is not None:
+            self._slots.clear()
+        ready = self._ready
+        while ready:
+            discard(ready.popitem(last=False)[1])
+        if self._keys is not None:
+            self._keys.clear()
+        self._wake_all()
+
+    # -- misuse (S1, S2) ------------------------------------------------------
+
+    def _check_thread(self, method: str) -> None:
+        if self._thread is not None and get_ident() != self._thread:
+            face = self._face
+            msg = (
+                f"{face}.{method} was called from another thread or event loop than the "
+                f"one that entered the {face} (S2); call it from that event loop, e.g. "
+                f"through anyio.from_thread.run_sync or anyio.from_thread.run."
+            )
+            raise RuntimeError(msg)
+
+    def _not_open(self, method: str) -> RuntimeError:
+        face = self._face
+        if self._state == NEW:
+            msg = f"This {face} is not open yet; call {method} inside its async with block."
+        else:
+            msg = f"This {face} is closed; {method} can no longer start tasks."
+        return RuntimeError(msg)
+
+    # -- spawning (S2, S3, S14) ---------------------------------------------
+
+    def _spawn(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        args: tuple[Any, ...],
+        name: object,
+        key: object,
+    ) -> JoinHandle[T]:
+        if self._state != OPEN or self._thread != get_ident():
+            self._check_spawn("spawn()")
+        if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
+            # The common case, a plain ``async def``: it can only make a coroutine.
+            coro = func(*args)
+            if name is None:
+                name = coro.__qualname__
+        else:
+            coro = call_async(func, args, f"{self._face}.spawn()", self._thread_hint())
+            if name is None:
+                name = task_name(func, coro)
+        return self._add(coro, name if type(name) is str else str(name), key)
+
+    def _thread_hint(self) -> str:
+        return "spawn_thread({f}, *args)"
+
+    def _check_spawn(self, method: str) -> None:
+        self._check_thread(method)
+        if self._state not in (OPEN, SHUTTING):
+            raise self._not_open(method)
+
+    def _add(self, coro: Coroutine[Any, Any, T], name: str, key: object) -> JoinHandle[T]:
+        """Count and start (or queue) a task whose coroutine is made (S2, S14)."""
+        self._next_id += 1
+        handle = JoinHandle(self, self._next_id, name, key)
+        self._live[handle] = None
+        self._pending += 1
+        if self._keys is not None:
+            self._replace(key, handle)
+        slots = self._slots
+        if self._state == SHUTTING:
+            # Spawned while shutdown() waits: aborted before it starts (S9).
+            handle._aborted = True
+            if slots is not None and not slots.has_room(self._running):
+                self._end_unstarted(handle, coro)
+                return handle
+        if slots is None or slots.has_room(self._running):
+            self._start(handle, coro, None)
+        else:
+            slots.queue(handle, coro, copy_context())
+        return handle
+
+    def _start(
+        self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
+    ) -> None:
+        self._running += 1
+        try:
+            handle._task = self._tg.create_task(
+                self._run(handle, coro, context is not None), name=handle._name, context=context
+            )
+        except BaseException:
+            self._running -= 1
+            del self._live[handle]
+            if self._keys is not None and self._keys.get(handle._key) is handle:
+                del self._keys[handle._key]
+            if not handle._detached:
+                self._pending -= 1
+            coro.close()
+            raise
+
+    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], queued: bool) -> None:
+        # The task wrapper: turn however ``coro`` ends into an Outcome. No local
+        # variable holds an Outcome or an exception: a failure's traceback keeps
+        # this frame alive, and a local would close a reference cycle through it
+        # (outcome -> exception -> traceback -> frame -> outcome), leaving every
+        # failed task to the cyclic garbage collector.
+        if handle._aborted or (queued and current_effective_deadline() == -math.inf):
+            # Aborted before it started, or started from the queue into a cancelled
+            # task group: its body never runs (S7, S14).
+            coro.close()
+            self._cancelled += 1
+            self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+            return
+        try:
+            if self._rate is not None:
+                await self._rate.wait_turn()
+            value = await coro
+        except Exception as exc:  # noqa: BLE001 - errors are values (S6)
+            self._failed += 1
+            self._finish(handle, Outcome(handle._id, handle._name, FAILED, exc))
+        except BaseException as exc:
+            kind = _kind_of(exc, self._cancelled_exc)
+            if kind == CANCELLED:
+                coro.close()  # in case it was cancelled while waiting for its rate turn
+                self._cancelled += 1
+                self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+                if current_effective_deadline() != -math.inf:
+                    # No cancel scope of ours or around us was cancelled: a native
+                    # asyncio Task.cancel() of this one task. Its outcome says so;
+                    # re-raising would make the task group cancel everything.
+                    return
+                raise
+            if kind == FAILED:
+                # An error raised during the abort, grouped with the cancellation
+                # (Trio does that): the task's failed outcome, not a tear-down (S6).
+                self._failed += 1
+                failure = exc.split(self._cancelled_exc)[1]  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType,reportUnknownVariableType]
+                self._finish(handle, Outcome(handle._id, handle._name, FAILED, failure))
+                del failure  # no local may hold an exception (see above)
+                return
+            # KeyboardInterrupt & co. are not captured (S6): the task group tears
+            # everything down and the exception propagates. The task is counted
+            # off, so a shielded drain in a ``finally`` still ends.
+            self._lost(handle)
+            raise
+        else:
+            self._finish(handle, Outcome(handle._id, handle._name, SUCCEEDED, value))
+
+    def _ended(self, handle: JoinHandle[T]) -> None:
+        handle._done = True
+        handle._task = None
+        del self._live[handle]
+        self._running -= 1
+        slots = self._slots
+        if slots is not None:
+            slots.freed(self)
+
+    def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+        self._ended(handle)
+        self._deliver(handle, outcome)
+
+    def _deliver(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+        if handle._detached or self._state == CLOSED:
+            discard(outcome)  # a replaced JoinMap task: never handed out (S16)
+            return
+        self._ready[handle] = outcome
+        if self._waiters:
+            self._wake_one()
+
+    def _lost(self, handle: JoinHandle[T]) -> None:
+        self._ended(handle)
+        if not handle._detached and self._state != CLOSED:
+            self._count_off(handle)
+
+    def _count_off(self, handle: JoinHandle[T]) -> None:
+        self._pending -= 1
+        if self._keys is not None:
+            del self._keys[handle._key]
+        if not self._pending:
+            self._wake_all()
+
+    # -- the hand-off (S5, S10) ----------------------------------------------
+
+    def _wake_one(self) -> None:
+        waiters = self._waiters
+        event = next(iter(waiters))
+        del waiters[event]
+        event.set()
+
+    def _wake_all(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            self._waiters = {}
+            for event in waiters:
+                event.set()
+
+    def _pop(self) -> Pair[T]:
+        handle, outcome = self._ready.popitem(last=False)
+        self._count_off(handle)
+        if self._ready and self._waiters:
+            self._wake_one()
+        return handle, outcome
+
+    async def _next(self, feeding: bool = False) -> Pair[T] | None:
+        """
+        Wait for the next outcome and take it; ``None`` once nothing is left (S5).
+
+        With ``feeding``, also keep waiting while a feeder may still spawn (S20).
+        """
+        if self._thread != get_ident() and self._thread is not None:
+            self._check_thread("join_next()")
+        await checkpoint()
+        while True:
+            if self._ready:
+                return self._pop()
+            if not self._pending and not (feeding and self._feeders):
+                return None
+            if self._state == CLOSED:
+                return None
+            event = Event()
+            waiters = self._waiters
+            waiters[event] = None
+            try:
+                await event.wait()
+            except BaseException:
+                if waiters.pop(event, _MISSING) is _MISSING and self._ready and self._waiters:
+                    # Woken, then cancelled before taking anything: pass it on.
+                    self._wake_one()
+                raise
+
+    def _try_next(self) -> Pair[T] | None:
+        if self._thread != get_ident() and self._thread is not None:
+            self._check_thread("try_join_next()")
+        return self._pop() if self._ready else None
+
+    def _put_back(self, pairs: list[Pair[T]]) -> None:
+        """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
+        ready = self._ready
+        keys = self._keys
+        for handle, outcome in reversed(pairs):
+            if self._state == CLOSED or (keys is not None and handle._key in keys):
+                discard(outcome)  # the block ended, or the key has a new task meanwhile
+                continue
+            ready[handle] = outcome
+            ready.move_to_end(handle, last=False)
+            self._pending += 1
+            if keys is not None:
+                keys[handle._key] = handle
+        for _ in range(min(len(ready), len(self._waiters))):
+            self._wake_one()
+
+    # -- keys (S16) ------------------------------------------------------------
+
+    def _replace(self, key: Hashable, handle: JoinHandle[T]) -> None:
+        keys = self._keys
+        assert keys is not None  # noqa: S101
+        old = keys.get(key)
+        keys[key] = handle
+        if old is None:
+            return
+        # The old task's outcome is never handed out: it stops counting now, so
+        # len, keys() and join_next agree at once (S16).
+        old._detached = True
+        self._pending -= 1
+        outcome = self._ready.pop(old, None)
+        if outcome is not None:
+            discard(outcome)  # it had finished: a failure is logged (S13)
+        else:
+            self._abort(old)
+
+    # -- aborting (S7, S8) -------------------------------------------------------
+
+    def _abort(self, handle: JoinHandle[T]) -> None:
+        if handle._done or handle._aborted:
+            return
+        self._check_thread("abort()")
+        handle._aborted = True
+        task = handle._task
+        if task is not None:
+            task.cancel()
+        elif self._slots is not None:
+            self._slots.abort(self, handle)
+
+    def _stop_feeding(self) -> None:
+        for feeder in list(self._feeders):
+            feeder.cancel()
+
+    def _abort_all(self) -> None:
+        if self._slots is not None:
+            self._slots.abort_all(self)
+        for handle in list(self._live):
+            self._abort(handle)
+
+    def _end_unstarted(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+        """A task aborted while waiting for a slot: it never runs (S7, S14)."""
+        handle._aborted = True
+        handle._done = True
+        coro.close()
+        del self._live[handle]
+        self._cancelled += 1
+        self._deliver(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+
+    # -- shared by the faces ----------------------------------------------------
+
+    def __len__(self) -> int:
+        """Tasks spawned and not yet handed out: running, waiting or finished (S4)."""
+        return self._pending
+
+    def _stats(self) -> tuple[int, int, int, int, int, int, int]:
+        spawned = self._next_id
+        waiting = 0 if self._slots is None else self._slots.waiting
+        running = self._running
+        finished = len(self._ready)
+        joined = spawned - waiting - running - finished
+        return spawned, waiting, running, finished, joined, self._failed, self._cancelled
+
+    async def _wait_for_capacity(self) -> None:
+        self._check_thread("wait_for_capacity()")
+        slots, rate = self._slots, self._rate
+        if (slots is None or slots.has_room_for_one(self._running)) and (
+            rate is None or rate.due()
+        ):
+            await checkpoint()
+            return
+        if slots is not None:
+            await slots.wait_room(self)
+        if rate is not None and self._state == OPEN:
+            await rate.wait_capacity()
+
+    def _state_name(self) -> str:
+        return ("new", "open", "shutting down", "closing", "closed")[self._state]
+
+
+def _kind_of(exc: BaseException, cancelled: type[BaseException]) -> int:
+    """
+    How a BaseException that is not an Exception ends a task (S6).
+
+    CANCELLED for the backend's cancellation (or a group of nothing else); FAILED
+    for a group of cancellations and Exceptions (an error raised while the task
+    was being aborted, as Trio groups it); -1 for anything else (not captured).
+    """
+    if isinstance(exc, cancelled):
+        return CANCELLED
+    if not isinstance(exc, BaseExceptionGroup):
+        return -1
+    _, rest = exc.split(cancelled)  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+    if rest is None:
+        return CANCELLED
+    return FAILED if isinstance(rest, ExceptionGroup) else -1
+
+
+def discard(outcome: Outcome[Any]) -> None:
+    """Drop an outcome nobody will join; a failure is logged, never silent (S13)."""
+    if outcome._kind == FAILED:
+        exc = outcome._payload
+        assert isinstance(exc, BaseException)  # noqa: S101
+        logger.warning(
+            "Task %r (id %d) failed and its outcome was never joined",
+            outcome.name,
+            outcome.id,
+            exc_info=exc,
+        )

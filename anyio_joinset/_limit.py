@@ -1,0 +1,113 @@
+# Limit (API.md S14)
+# ------------------
+# Under ``limit=n``, a spawn beyond n running tasks keeps its coroutine and a
+# copy of its ``contextvars`` context on its handle, in ``_queue`` (spawn
+# order). A finishing task starts the next ones while there is room and the set
+# is open. Aborting a waiting task is O(1): it ends at once and stays in the
+# deque as a finished handle that ``freed`` skips, so aborting n waiting tasks
+# one by one costs O(n) in all (a ``deque.remove`` each would be O(n^2)).
+# ``wait_for_capacity`` waits on an Event that is set when running + waiting
+# drops below n.
+# pyright: reportPrivateUsage=false
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Coroutine
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from anyio import Event
+
+from ._states import SHUTTING
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._handle import JoinHandle
+
+T = TypeVar("T")
+
+
+@final
+class Slots(Generic[T]):
+    """The tasks waiting for a slot under ``limit``, and the producers waiting for room."""
+
+    __slots__ = ("_capacity", "_queue", "limit", "waiting")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting = 0  # handles in _queue that are not finished
+        self._queue: deque[JoinHandle[T]] = deque()
+        self._capacity: Event | None = None
+
+    def has_room(self, running: int) -> bool:
+        """Whether a new task may start now (nobody ahead of it waits)."""
+        return running < self.limit and not self.waiting
+
+    def has_room_for_one(self, running: int) -> bool:
+        """Whether running + waiting is below the limit (``wait_for_capacity``)."""
+        return running + self.waiting < self.limit
+
+    def queue(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context) -> None:
+        handle._coro = coro
+        handle._context = context
+        self._queue.append(handle)
+        self.waiting += 1
+
+    def freed(self, engine: Engine[T]) -> None:
+        """A running task ended: start waiting ones while there is room (S14)."""
+        if self.waiting:
+            queue = self._queue
+            while self.waiting and engine._running < self.limit:
+                if engine._state > SHUTTING:
+                    return
+                handle = queue.popleft()
+                if handle._done:
+                    continue  # aborted while it waited
+                self.waiting -= 1
+                coro, context = handle._coro, handle._context
+                assert coro is not None  # noqa: S101
+                handle._coro = handle._context = None
+                engine._start(handle, coro, context)
+        if self._capacity is not None:
+            self.notify(engine._running)
+
+    def notify(self, running: int) -> None:
+        if self._capacity is not None and self.has_room_for_one(running):
+            self._capacity.set()
+            self._capacity = None
+
+    def abort(self, engine: Engine[T], handle: JoinHandle[T]) -> None:
+        """End one waiting task without running it, in O(1) (S7)."""
+        coro = handle._coro
+        assert coro is not None  # noqa: S101
+        handle._coro = handle._context = None
+        self.waiting -= 1
+        if not self.waiting:
+            self._queue.clear()  # only finished handles are left in it
+        engine._end_unstarted(handle, coro)
+        self.notify(engine._running)
+
+    def abort_all(self, engine: Engine[T]) -> None:
+        """End every waiting task, in spawn order, without running any (S8)."""
+        queue, self._queue = self._queue, deque()
+        self.waiting = 0
+        for handle in queue:
+            coro = handle._coro
+            if coro is not None:
+                handle._coro = handle._context = None
+                engine._end_unstarted(handle, coro)
+        self.notify(engine._running)
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self.waiting = 0
+        if self._capacity is not None:
+            self._capacity.set()
+            self._capacity = None
+
+    async def wait_room(self, engine: Engine[T]) -> None:
+        """Wait until running + waiting is below the limit, or the set is closing."""
+        while engine._state <= SHUTTING and not self.has_room_for_one(engine._running):
+            if self._capacity is None:
+                self._capacity = Event()
+            await self._capacity.wait()
