@@ -1,7 +1,18 @@
-"""The README's code blocks and the examples run, on asyncio, asyncio+uvloop and Trio."""
+"""
+The code in the README and the docs is right: every block runs or compiles.
+
+Blocks fenced ```python are complete programs: each runs to the end, asserts
+included (the AnyIO ones on every event loop of BACKENDS). Blocks fenced ```py
+are fragments or `--8<--` includes of an example: each include must be the exact
+directive pymdownx.snippets expands (a formatter once rewrote all of them into
+`--8 < --"..."`, which still parses as Python), and what the block expands to
+must compile. The examples themselves run in tests/test_examples.py, and the
+built site is checked in tests/test_site.py.
+"""
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import subprocess
@@ -11,23 +22,43 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import BACKENDS
+from anyio_joinset.backends import BACKENDS, run
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-# ```python blocks are complete programs and are run; ```py blocks are fragments.
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-# docs/API.md is a verbatim copy of the contract; its sketch is not a program.
-DOC_FILES = [README, *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "API.md")]
+DOC_FILES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+FENCE = re.compile(r"^```(python|py)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# What pymdownx.snippets expands, exactly as it is written in docs/howto/*.md.
+INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
+LOOKS_LIKE_INCLUDE = re.compile(r"-\s*-\s*8\s*<")
+# The README's test command, which .ci/run also runs exactly (pip >= 25.1 for --group).
+TEST_COMMAND = (
+    "python -m pip install -U pip && python -m pip install -e . --group test && python -m pytest"
+)
 
 
-def blocks() -> list[tuple[str, str]]:
-    """(name, code) of every runnable block in the README and the docs."""
+def blocks(fence: str) -> list[tuple[str, str]]:
+    """(name, code) of every block with this fence in the README and the docs."""
     found = []
     for path in DOC_FILES:
-        for index, code in enumerate(BLOCK.findall(path.read_text(encoding="utf-8"))):
-            found.append((f"{path.relative_to(ROOT)}#{index}", code))
+        text = path.read_text(encoding="utf-8")
+        for index, (kind, code) in enumerate(FENCE.findall(text)):
+            if kind == fence:
+                found.append((f"{path.relative_to(ROOT)}#{index}", code))
     return found
+
+
+def expand(code: str) -> str:
+    """A ```py block with its --8<-- includes expanded, as the docs build does."""
+    lines = []
+    for line in code.splitlines():
+        match = INCLUDE.match(line)
+        if match:
+            lines.append((ROOT / match[1]).read_text(encoding="utf-8"))
+        else:
+            assert not LOOKS_LIKE_INCLUDE.search(line), f"mangled include: {line!r}"
+            lines.append(line)
+    return "\n".join(lines)
 
 
 ANYIO_BLOCKS = [
@@ -39,7 +70,7 @@ ANYIO_BLOCKS = [
             reason="anyio.as_completed is newer than this AnyIO",
         ),
     )
-    for name, code in blocks()
+    for name, code in blocks("python")
     if "anyio.run(" in code
 ]
 NATIVE_BLOCKS = [
@@ -51,23 +82,22 @@ NATIVE_BLOCKS = [
             reason="asyncio.TaskGroup is new in Python 3.11",
         ),
     )
-    for name, code in blocks()
+    for name, code in blocks("python")
     if "anyio.run(" not in code
 ]
+FRAGMENTS = [pytest.param(code, id=name) for name, code in blocks("py")]
 
 
 def test_readme_has_runnable_blocks() -> None:
     """The README shows at least the first-screen example and the API tour."""
-    assert len(BLOCK.findall(README.read_text(encoding="utf-8"))) >= 2
+    assert len([code for name, code in blocks("python") if name.startswith("README")]) >= 2
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("code", ANYIO_BLOCKS)
-def test_anyio_block_runs(
-    code: str, backend: tuple[str, dict[str, object]], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_anyio_block_runs(code: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each AnyIO code block of the README and docs runs to the end, asserts included."""
-    name, options = backend
+    name, options = BACKENDS[backend]
     monkeypatch.setattr(
         anyio, "run", functools.partial(anyio.run, backend=name, backend_options=options)
     )
@@ -81,15 +111,57 @@ def test_native_block_runs(code: str) -> None:
     exec(compile(code, "<docs>", "exec"), {"__name__": "docs"})  # noqa: S102 - our docs
 
 
-def test_readme_has_exactly_two_setup_commands() -> None:
-    """The README's set-up section holds exactly two commands: example and tests."""
+def test_docs_have_fragments_and_includes() -> None:
+    """Every how-to page includes its example through a ```py block."""
+    included = {INCLUDE.match(code.strip()) for _, code in blocks("py")}
+    paths = {match[1] for match in included if match}
+    howtos = sorted((ROOT / "docs" / "howto").glob("*.md"))
+    assert len(paths) >= len(howtos) == 10
+
+
+@pytest.mark.parametrize("code", FRAGMENTS)
+def test_py_block_compiles(code: str) -> None:
+    """Each ```py block expands (includes well-formed, files present) and compiles."""
+    expanded = expand(code)
+    # Fragments may use `await` and `async for` at the top level.
+    compile(expanded, "<docs>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    for match in map(INCLUDE.match, code.splitlines()):
+        if match:  # an included example is run by tests/test_examples.py
+            assert match[1].startswith("examples/"), match[1]
+
+
+def test_bad_input_page_names_real_tests() -> None:
+    """Every test that docs/bad-input.md cites as asserting a message exists."""
+    text = (ROOT / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"`(test_\w+)`", text))
+    defined = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"def (test_\w+)\(", path.read_text(encoding="utf-8")))
+    assert cited
+    assert cited <= defined, sorted(cited - defined)
+
+
+def test_readme_setup_commands() -> None:
+    """The README's contributor set-up holds exactly two commands: the crawler, the tests."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Contributing", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```\n(.*?)\n```", section, re.MULTILINE | re.DOTALL)
     assert commands == [
         'python -m pip install -e ".[examples]" && python examples/crawl.py',
-        'python -m pip install -e ".[test]" && python -m pytest',
+        TEST_COMMAND,
     ]
+
+
+def test_readme_links_are_absolute() -> None:
+    """The README is the PyPI page: every link works away from the repository."""
+    text = README.read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)  # code blocks
+    text = re.sub(r"`[^`]*`", "", text)  # inline code
+    inline = re.findall(r"\]\(([^)]+)\)", text)
+    targets = inline + re.findall(r"^\[[^\]]+\]: (\S+)", text, re.MULTILINE)
+    assert targets
+    for target in targets:
+        assert target.startswith("https://"), target
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -109,14 +181,13 @@ def test_quickstart_example_runs(backend: str) -> None:
     assert len(lines) == 11
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_quickstart_main_on_every_backend(backend: tuple[str, dict[str, object]]) -> None:
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_quickstart_main_on_every_backend(backend: str) -> None:
     """The quickstart's main() gives the same counts on every backend."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         import quickstart  # noqa: PLC0415
     finally:
         sys.path.pop(0)
-    name, options = backend
-    counts = anyio.run(quickstart.main, 5, backend=name, backend_options=options)
+    counts = run(quickstart.main, 5, backend=backend)
     assert counts == {"ok": 8, "failed": 1, "cancelled": 1}
