@@ -454,22 +454,60 @@ async def test_with_sleep_like_tokio() -> None:
             assert await js.join_next() is None
 
 
-async def test_stale_wake_up_in_the_stream_is_skipped() -> None:
-    """S5/S10: a wake-up left in the stream (no receiver took it) is never handed out."""
+async def test_woken_joiner_cancelled_before_it_runs_passes_the_outcome_on() -> None:
+    """S5/S10: a joiner cancelled in the same step its outcome arrives takes nothing;
+    the outcome goes to the other waiting joiner, and try_join_next never sees a
+    phantom outcome."""
     gate = Gate()
-    async with JoinSet[object]() as js:
+    got: list[object] = []
+    async with JoinSet[object]() as js, anyio.create_task_group() as tg:
         js.spawn(gate.wait, "real")
-        # What _handed_out leaves behind when the only waiting receiver had a
-        # cancellation pending: a wake-up nobody took.
-        js._send.send_nowait(None)
-        js._send.send_nowait(None)
-        assert js.try_join_next() is None
-        js._send.send_nowait(None)
-        gate.release.set()
-        outcome = await js.join_next()
-        assert outcome is not None
+        scope = anyio.CancelScope()
+
+        async def cancelled_joiner() -> None:
+            with scope:
+                got.append(await js.join_next())
+
+        async def joiner() -> None:
+            got.append(await js.join_next())
+
+        tg.start_soon(cancelled_joiner)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(joiner)
+        await anyio.wait_all_tasks_blocked()
+        gate.release.set()  # the first joiner is woken ...
+        scope.cancel()  # ... and cancelled before it can run
+        assert js.try_join_next() is None  # not finished yet: nothing to take
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 1
+        outcome = got[0]
+        assert isinstance(outcome, Outcome)
         assert outcome.result() == "real"
-        js._send.send_nowait(None)  # and one left over when the block ends
+        assert len(js) == 0
+        assert js.try_join_next() is None
+
+
+async def test_joiner_waiting_when_the_block_ends_gets_none() -> None:
+    """S4/S5/S13: a join_next still waiting when the block ends returns by itself:
+    the aborted task's outcome if it took it while the block unwound, else None
+    (discarded); len stays 0 afterwards either way."""
+    gate = Gate()
+    got: list[object] = []
+    async with anyio.create_task_group() as tg:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait, "late")
+
+            async def joiner() -> None:
+                got.append(await js.join_next())
+
+            tg.start_soon(joiner)
+            await anyio.wait_all_tasks_blocked()
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 1  # the joiner ended by itself
+        assert got[0] is None or (isinstance(got[0], Outcome) and got[0].cancelled())
+        assert len(js) == 0
+        assert js.stats().finished == 0
+        assert js.try_join_next() is None
 
 
 async def test_failed_task_start_leaves_no_trace(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -510,23 +548,3 @@ async def test_joiner_waiting_when_a_task_tears_the_set_down_gets_none() -> None
             js.spawn(fail_with, CustomBaseError())
             await anyio.sleep_forever()
     assert got[0] is None or (isinstance(got[0], Outcome) and got[0].cancelled())
-
-
-async def test_outcome_taken_after_the_block_closed_keeps_len_at_zero() -> None:
-    """S4/S13: a join_next woken just before the block ended may take its outcome
-    after the close; len stays 0 (the chaos suite found it going to -1)."""
-    gate = Gate()
-    got: list[object] = []
-    async with anyio.create_task_group() as tg:
-        async with JoinSet[object]() as js:
-            js.spawn(gate.wait, "late")
-
-            async def joiner() -> None:
-                got.append(await js.join_next())
-
-            tg.start_soon(joiner)
-            await anyio.wait_all_tasks_blocked()
-        # What the joiner does when it resumes only now: hand its outcome out.
-        js._handed_out()
-        assert len(js) == 0
-    assert len(got) == 1

@@ -186,7 +186,7 @@ async def test_bad_input_names_the_map() -> None:
     jm = JoinMap[str, object]()
     with pytest.raises(
         RuntimeError,
-        match=r"^This JoinMap is not open yet; spawn tasks inside its async with block\.$",
+        match=r"^This JoinMap is not open yet; call spawn\(\) inside its async with block\.$",
     ):
         jm.spawn("k", value_of, 1)
     async with jm:
@@ -205,7 +205,7 @@ async def test_bad_input_names_the_map() -> None:
         gc.collect()
         assert len(jm) == 1
     with pytest.raises(
-        RuntimeError, match=r"^This JoinMap is closed; no new tasks can be spawned\.$"
+        RuntimeError, match=r"^This JoinMap is closed; spawn\(\) can no longer start tasks\.$"
     ):
         jm.spawn("k", value_of, 1)
     with pytest.raises(RuntimeError, match=r"^This JoinMap has already been used"):
@@ -222,11 +222,12 @@ async def test_cancelled_pair_raises_task_cancelled() -> None:
     assert pair is not None
     with pytest.raises(TaskCancelled):
         pair[1].result()
-    assert repr(jm).startswith("<JoinMap keys=0 set=<JoinSet closed")
+    assert repr(jm) == "<JoinMap closed keys=0 running=0 waiting=0 limit=None>"
 
 
-async def test_replaced_tasks_still_unwinding_are_waited_for() -> None:
-    """A joiner waiting when the last key is taken gets None once replaced tasks end."""
+async def test_joiner_waiting_when_the_last_key_is_taken_gets_none_at_once() -> None:
+    """S16: a joiner waiting when the last key is taken gets None at once, without
+    waiting for a replaced task that is still unwinding."""
     release = anyio.Event()
 
     async def stubborn() -> str:
@@ -250,6 +251,12 @@ async def test_replaced_tasks_still_unwinding_are_waited_for() -> None:
             tg.start_soon(joiner)
             tg.start_soon(joiner)
             await anyio.wait_all_tasks_blocked()
+            # Both joiners ended while the replaced task still waits for release.
+            assert len(got) == 2
+            assert jm.stats().running == 1
             release.set()
     assert got.count(None) == 1
-    assert sum(p is not None for p in got) == 1
+    pairs = [p for p in got if p is not None]
+    assert len(pairs) == 1
+    assert pairs[0][0] == "k"  # type: ignore[index]
+    assert pairs[0][1].result() == "new"  # type: ignore[index]

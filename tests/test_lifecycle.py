@@ -62,7 +62,7 @@ async def test_shutdown_rejects_negative_grace() -> None:
     async with JoinSet[object]() as js:
         with pytest.raises(
             ValueError,
-            match=r"^shutdown\(\) grace must be None or at least 0 seconds, got -1$",
+            match=r"^JoinSet\.shutdown\(\) grace must be None or at least 0 seconds, got -1\.$",
         ):
             await js.shutdown(grace=-1)
 

@@ -180,7 +180,8 @@ async def test_backpressure_keeps_at_most_n_tasks() -> None:
         for i in range(100):
             await js.wait_for_capacity()
             js.spawn(work, i)
-            unfinished = js._running + len(js._queue)
+            stats = js.stats()
+            unfinished = stats.running + stats.waiting
             peak = max(peak, unfinished)
             if i == 0:
                 tg.start_soon(consumer)

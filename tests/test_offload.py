@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import threading
@@ -186,7 +187,6 @@ async def test_sync_spawns_reject_async_functions() -> None:
                 lambda: js.spawn_thread(coroutine_function),  # type: ignore[arg-type]
                 lambda: js.spawn_process(coroutine_function),  # type: ignore[arg-type]
                 lambda: js.spawn_submit(pool, coroutine_function),  # type: ignore[arg-type]
-                lambda: js.spawn_thread(coroutine_function()),  # type: ignore[arg-type]
                 lambda: js.spawn_thread(functools.partial(coroutine_function)),  # type: ignore[arg-type]
             ):
                 with pytest.raises(
@@ -197,4 +197,16 @@ async def test_sync_spawns_reject_async_functions() -> None:
                     ),
                 ):
                     call()
+            coro = coroutine_function()
+            with pytest.raises(
+                TypeError,
+                match=(
+                    r"^JoinSet\.spawn_thread\(\) expects a synchronous function, but got "
+                    r".*coroutine_function \(coroutine\), which is not callable\.$"
+                ),
+            ):
+                js.spawn_thread(coro)  # type: ignore[arg-type]
+            assert coro.cr_frame is None  # closed: no "never awaited" warning
+            del coro
+            gc.collect()
             assert len(js) == 0

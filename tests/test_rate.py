@@ -1,6 +1,8 @@
-"""JoinSet(rate=(count, per_seconds)): evenly spaced starts, with limit and backpressure."""
+"""JoinSet(rate=...) (S18): evenly spaced starts, with limit and backpressure."""
 
 from __future__ import annotations
+
+import math
 
 import anyio
 import pytest
@@ -99,24 +101,74 @@ async def test_abort_while_waiting_for_the_rate_never_runs_the_body() -> None:
 
 
 async def test_rate_on_every_backend() -> None:
-    """The rate works on every backend (real time, a fast rate; order only)."""
-    order: list[int] = []
+    """S18 on every backend, in real time: start k comes no earlier than k intervals
+    after the first (turns are on a grid; a turn is never taken early)."""
+    interval = 0.05
+    starts: list[float] = []
 
-    async def record(i: int) -> None:
-        order.append(i)
+    async def record() -> None:
+        starts.append(anyio.current_time())
 
-    async with JoinSet[None](rate=(1000, 1.0)) as js:
-        for i in range(5):
-            js.spawn(record, i)
-        _ = [o async for o in js]
-    assert sorted(order) == list(range(5))
+    async with JoinSet[None](rate=(1, interval)) as js:
+        for _ in range(4):
+            js.spawn(record)
+        assert len([o async for o in js]) == 4
+    offsets = [t - starts[0] for t in starts]
+    assert all(offset >= k * interval - 1e-6 for k, offset in enumerate(offsets)), offsets
 
 
-@pytest.mark.parametrize("bad", [5, (1,), (1, 2, 3), ("1", 1.0), (1, "1"), (True, 1.0), (1, None)])
-def test_rate_of_wrong_shape_raises(bad: object) -> None:
-    """rate must be a (count, per_seconds) tuple: TypeError otherwise."""
+@VIRTUAL_TIME
+async def test_rate_as_starts_per_second() -> None:
+    """S18: rate=4.0 means four starts a second, evenly spaced."""
+    start = anyio.current_time()
+    starts: list[float] = []
+
+    async def record() -> None:
+        starts.append(anyio.current_time() - start)
+
+    async with JoinSet[None](rate=4.0) as js:
+        for _ in range(5):
+            js.spawn(record)
+        assert len([o async for o in js]) == 5
+    assert starts == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+@VIRTUAL_TIME
+async def test_infinite_rate_means_no_limit() -> None:
+    """S18: rate=math.inf (like None) starts every task at once."""
+    start = anyio.current_time()
+    starts: list[float] = []
+
+    async def record() -> None:
+        starts.append(anyio.current_time() - start)
+
+    async with JoinSet[None](rate=math.inf) as js:
+        for _ in range(5):
+            js.spawn(record)
+        assert len([o async for o in js]) == 5
+    assert starts == [0.0] * 5
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, 0.0, math.nan, -math.inf])
+def test_rate_per_second_that_allows_nothing_raises(bad: float) -> None:
+    """S18: a starts-per-second rate must be positive (not NaN)."""
     with pytest.raises(
-        TypeError, match=r"^JoinSet rate must be None or a \(count, per_seconds\) tuple, got "
+        ValueError, match=r"^JoinSet rate must be a positive number of starts per second"
+    ):
+        JoinSet[None](rate=bad)
+
+
+@pytest.mark.parametrize(
+    "bad", ["5", True, [1, 1.0], (1,), (1, 2, 3), ("1", 1.0), (1, "1"), (True, 1.0), (1, None)]
+)
+def test_rate_of_wrong_shape_raises(bad: object) -> None:
+    """rate must be a number, a (count, per_seconds) tuple or None: TypeError otherwise."""
+    with pytest.raises(
+        TypeError,
+        match=(
+            r"^JoinSet rate must be None, starts per second as a number, "
+            r"or a \(count, per_seconds\) tuple, got "
+        ),
     ):
         JoinSet[None](rate=bad)  # type: ignore[arg-type]
 

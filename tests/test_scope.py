@@ -21,7 +21,7 @@ async def test_entering_twice_raises() -> None:
         RuntimeError,
         match=(
             r"^This JoinSet has already been used; create a new JoinSet for each "
-            r"async with block\.$"
+            r"async with block \(S1\)\.$"
         ),
     ):
         async with js:
@@ -178,13 +178,14 @@ async def test_spawning_while_the_block_unwinds_is_refused() -> None:
         js.spawn(spawner, js)
         await anyio.wait_all_tasks_blocked()
     assert len(errors) == 1
-    assert str(errors[0]) == "This JoinSet is closed; no new tasks can be spawned."
+    assert str(errors[0]) == "This JoinSet is closed; spawn() can no longer start tasks."
 
 
 async def test_aexit_without_aenter_raises() -> None:
     """S1: calling __aexit__ on a set that is not open raises RuntimeError."""
     with pytest.raises(
-        RuntimeError, match=r"^This JoinSet is not open; __aexit__ must follow __aenter__\.$"
+        RuntimeError,
+        match=r"^This JoinSet is not open; __aexit__ must follow __aenter__ once \(S1\)\.$",
     ):
         await JoinSet[object]().__aexit__(None, None, None)
 

@@ -144,7 +144,7 @@ async def test_spawn_before_enter_raises() -> None:
     js = JoinSet[object]()
     with pytest.raises(
         RuntimeError,
-        match=r"^This JoinSet is not open yet; spawn tasks inside its async with block\.$",
+        match=r"^This JoinSet is not open yet; call spawn\(\) inside its async with block\.$",
     ):
         js.spawn(value_of, 1)
     gc.collect()  # a leaked coroutine would warn here (filterwarnings = error)
@@ -155,7 +155,7 @@ async def test_spawn_after_exit_raises() -> None:
     async with JoinSet[object]() as js:
         pass
     with pytest.raises(
-        RuntimeError, match=r"^This JoinSet is closed; no new tasks can be spawned\.$"
+        RuntimeError, match=r"^This JoinSet is closed; spawn\(\) can no longer start tasks\.$"
     ):
         js.spawn(value_of, 1)
     gc.collect()
@@ -174,9 +174,8 @@ async def test_spawn_sync_function_raises_without_running_it() -> None:
             TypeError,
             match=(
                 r"^JoinSet\.spawn\(\) expects an async function, but "
-                r".*blocking is synchronous; to run blocking code in a worker thread, "
-                r"spawn anyio\.to_thread\.run_sync: "
-                r"spawn\(anyio\.to_thread\.run_sync, .*blocking, \*args\)\.$"
+                r".*blocking is synchronous; to run it in a worker thread, use "
+                r"spawn_thread\(.*blocking, \*args\)\.$"
             ),
         ):
             js.spawn(blocking, 1)  # type: ignore[arg-type]
@@ -240,8 +239,9 @@ async def test_spawn_callable_returning_non_coroutine_raises() -> None:
         with pytest.raises(
             TypeError,
             match=(
-                r"^JoinSet\.spawn\(\) expects an async function, but .*Sync.*\(\) "
-                r"returned int, not a coroutine"
+                r"^JoinSet\.spawn\(\) expects a callable that returns a coroutine, but "
+                r".*Sync.*\(\) returned int; for a synchronous function, use "
+                r"spawn_thread\(.*Sync.*, \*args\)\.$"
             ),
         ):
             js.spawn(Sync())  # type: ignore[arg-type]
