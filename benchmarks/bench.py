@@ -39,13 +39,9 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from anyio_joinset import JoinSet
+from anyio_joinset.backends import BACKENDS
 
 RESULTS = Path(__file__).parent / "results"
-BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "asyncio": ("asyncio", {}),
-    "asyncio+uvloop": ("asyncio", {"use_uvloop": True}),
-    "trio": ("trio", {}),
-}
 
 # -- workloads ----------------------------------------------------------------
 # Every implementation runs the same task body; W3's failures come back as values
