@@ -9,6 +9,7 @@
 #   python benchmarks/bench.py                    # N = 1k, 10k, 100k
 #   python benchmarks/bench.py --large            # adds N = 1,000,000
 #   nox -s bench -- --quick
+#   python benchmarks/bench.py --issue9 [--quick] # the figures of issue 9 (issue9.py)
 # It prints a markdown table and writes benchmarks/results/<date>-<backend...>.{md,json,png}.
 from __future__ import annotations
 
@@ -566,9 +567,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--peer-max-n", type=int, default=10_000, help="largest N for peers")
     parser.add_argument("--no-save", action="store_true", help="print only")
+    parser.add_argument(
+        "--issue9",
+        action="store_true",
+        help="instead, the figures of issue 9 (benchmarks/issue9.py; with --quick, its quick mode)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.issue9:
+        cmd = [sys.executable, str(Path(__file__).with_name("issue9.py"))]
+        cmd += ["--backends", *args.backends] + (["--quick"] if args.quick else [])
+        sys.exit(subprocess.run(cmd, check=False).returncode)  # noqa: S603
     if args.sizes is None:
         args.sizes = [1_000, 5_000] if args.quick else [1_000, 10_000, 100_000]
         if args.large:
