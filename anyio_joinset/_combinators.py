@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ._engine import Engine, Pair, discard
+from ._engine import Engine, discard
 from ._outcome import SUCCEEDED, Outcome
 from ._states import OPEN, SHUTTING
 
@@ -46,7 +46,7 @@ def check_grace(grace: object, face: str) -> float | None:
     return float(grace)
 
 
-async def _drain(engine: Engine[T], into: list[Pair[T]] | None) -> None:
+async def _drain(engine: Engine[T], into: list[Outcome[T]] | None) -> None:
     """Abort every task and wait for all; new spawns meanwhile never run (S9)."""
     state = engine._state
     if state == OPEN:
@@ -54,11 +54,11 @@ async def _drain(engine: Engine[T], into: list[Pair[T]] | None) -> None:
     try:
         engine._stop_feeding()
         engine._abort_all()
-        while (pair := await engine._next()) is not None:
+        while (outcome := await engine._next()) is not None:
             if into is None:
-                discard(pair[1])
+                discard(outcome)
             else:
-                into.append(pair)
+                into.append(outcome)
     finally:
         if engine._state == SHUTTING:
             engine._state = state
@@ -68,30 +68,30 @@ async def shutdown(engine: Engine[T], grace: float | None) -> None:
     """Abort all, wait for every task, discard the outcomes (S9)."""
     if grace and engine._pending:
         with anyio.move_on_after(grace):
-            while (pair := await engine._next()) is not None:
-                discard(pair[1])
+            while (outcome := await engine._next()) is not None:
+                discard(outcome)
     await _drain(engine, None)
     if engine._rate is not None:
         engine._rate.release()
 
 
 async def join_all(
-    engine: Engine[T], present: Callable[[Pair[T]], V], fail_fast: bool, face: str
+    engine: Engine[T], present: Callable[[Outcome[T]], V], fail_fast: bool, face: str
 ) -> list[V]:
     """Every value in completion order, or the failure(s) (S11)."""
-    taken: list[Pair[T]] = []
+    taken: list[Outcome[T]] = []
     try:
-        while (pair := await engine._next()) is not None:
-            taken.append(pair)
-            if fail_fast and pair[1]._kind != SUCCEEDED:
+        while (outcome := await engine._next()) is not None:
+            taken.append(outcome)
+            if fail_fast and outcome._kind != SUCCEEDED:
                 await _drain(engine, taken)
                 break
     except BaseException:
         engine._put_back(taken)
         raise
-    failed = [outcome for _, outcome in taken if outcome._kind != SUCCEEDED]
+    failed = [outcome for outcome in taken if outcome._kind != SUCCEEDED]
     if not failed:
-        return [present(pair) for pair in taken]
+        return [present(outcome) for outcome in taken]
     if fail_fast:
         for outcome in failed[1:]:
             discard(outcome)  # drained after the first failure, never retrieved (S13)
@@ -100,16 +100,16 @@ async def join_all(
     raise ExceptionGroup(msg, [outcome._failure() for outcome in failed])
 
 
-async def first_success(engine: Engine[T], present: Callable[[Pair[T]], V], face: str) -> V:
+async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], face: str) -> V:
     """The first task to succeed wins; the rest are aborted and drained (S19)."""
-    taken: list[Pair[T]] = []
-    winner: Pair[T] | None = None
+    taken: list[Outcome[T]] = []
+    winner: Outcome[T] | None = None
     try:
-        while (pair := await engine._next()) is not None:
-            taken.append(pair)
-            if pair[1]._kind == SUCCEEDED:
-                winner = pair
-                drained: list[Pair[T]] = []
+        while (outcome := await engine._next()) is not None:
+            taken.append(outcome)
+            if outcome._kind == SUCCEEDED:
+                winner = outcome
+                drained: list[Outcome[T]] = []
                 await _drain(engine, drained)
                 taken.extend(drained)
                 break
@@ -117,14 +117,14 @@ async def first_success(engine: Engine[T], present: Callable[[Pair[T]], V], face
         engine._put_back(taken)
         raise
     if winner is not None:
-        for pair in taken[taken.index(winner) + 1 :]:
-            discard(pair[1])
+        for outcome in taken[taken.index(winner) + 1 :]:
+            discard(outcome)
         return present(winner)
     if not taken:
         msg = f"This {face} has no tasks; spawn some before first_success()."
         raise LookupError(msg)
     msg = f"no task of the {face} succeeded"
-    raise ExceptionGroup(msg, [outcome._failure() for _, outcome in taken])
+    raise ExceptionGroup(msg, [outcome._failure() for outcome in taken])
 
 
 @final
@@ -146,7 +146,7 @@ class Feed(Generic[T, I, V]):
         engine: Engine[T],
         inputs: Iterable[I] | AsyncIterable[I],
         spawn: Callable[[I], object],
-        present: Callable[[Pair[T]], V],
+        present: Callable[[Outcome[T]], V],
     ) -> None:
         self._engine = engine
         self._inputs = inputs
@@ -166,16 +166,17 @@ class Feed(Generic[T, I, V]):
                 raise engine._not_open("map()")
             self._feeder = engine._tg.create_task(self._feed(), name=f"{engine._face}.map() feeder")
             engine._feeders[self._feeder] = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        pair = await engine._next(feeding=True)
-        if pair is not None:
-            return self._present(pair)
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        raise StopAsyncIteration
+        while True:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            outcome = await engine._next()
+            if outcome is not None:
+                return self._present(outcome)
+            if not engine._feeders:
+                raise StopAsyncIteration
+            # The set is empty, but a feeder may still spawn: wait for news.
+            await engine._wait()
 
     async def aclose(self) -> None:
         """Stop feeding: no more inputs are taken (tasks already spawned keep running)."""
@@ -215,21 +216,16 @@ class Feed(Generic[T, I, V]):
                 engine._wake_all()  # a consumer waiting on an empty set may stop now
 
 
-def outcome_only(pair: Pair[T]) -> Outcome[T]:
-    """A JoinSet's view of a taken pair."""
-    return pair[1]
+def value_only(outcome: Outcome[T]) -> T:
+    """A JoinSet's join_all/first_success view of a successful outcome."""
+    return outcome.result()
 
 
-def value_only(pair: Pair[T]) -> T:
-    """A JoinSet's join_all/first_success view of a successful pair."""
-    return pair[1].result()
+def tagged(outcome: Outcome[T]) -> tuple[Any, Outcome[T]]:
+    """A JoinMap's key (or a fed task's input) with its outcome."""
+    return outcome._handle._key, outcome
 
 
-def tagged(pair: Pair[T]) -> tuple[Any, Outcome[T]]:
-    """A fed task's input (or a JoinMap's key) with its outcome."""
-    return pair[0]._key, pair[1]
-
-
-def keyed_value(pair: Pair[T]) -> tuple[Any, T]:
-    """A JoinMap's join_all/first_success view of a successful pair."""
-    return pair[0]._key, pair[1].result()
+def keyed_value(outcome: Outcome[T]) -> tuple[Any, T]:
+    """A JoinMap's join_all/first_success view of a successful outcome."""
+    return outcome._handle._key, outcome.result()

@@ -89,7 +89,6 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 T = TypeVar("T")
-Pair = tuple[JoinHandle[T], Outcome[T]]
 
 logger = logging.getLogger("anyio_joinset")
 
@@ -327,7 +326,7 @@ class Engine(Generic[T]):
             # task group: its body never runs (S7, S14).
             coro.close()
             self._cancelled += 1
-            self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+            self._finish(handle, Outcome(handle, CANCELLED, None))
             return
         try:
             if self._rate is not None:
@@ -335,13 +334,13 @@ class Engine(Generic[T]):
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
-            self._finish(handle, Outcome(handle._id, handle._name, FAILED, exc))
+            self._finish(handle, Outcome(handle, FAILED, exc))
         except BaseException as exc:
             kind = _kind_of(exc, self._cancelled_exc)
             if kind == CANCELLED:
                 coro.close()  # in case it was cancelled while waiting for its rate turn
                 self._cancelled += 1
-                self._finish(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+                self._finish(handle, Outcome(handle, CANCELLED, None))
                 if current_effective_deadline() != -math.inf:
                     # No cancel scope of ours or around us was cancelled: a native
                     # asyncio Task.cancel() of this one task. Its outcome says so;
@@ -353,7 +352,7 @@ class Engine(Generic[T]):
                 # (Trio does that): the task's failed outcome, not a tear-down (S6).
                 self._failed += 1
                 failure = exc.split(self._cancelled_exc)[1]  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType,reportUnknownVariableType]
-                self._finish(handle, Outcome(handle._id, handle._name, FAILED, failure))
+                self._finish(handle, Outcome(handle, FAILED, failure))
                 del failure  # no local may hold an exception (see above)
                 return
             # KeyboardInterrupt & co. are not captured (S6): the task group tears
@@ -362,24 +361,34 @@ class Engine(Generic[T]):
             self._lost(handle)
             raise
         else:
-            self._finish(handle, Outcome(handle._id, handle._name, SUCCEEDED, value))
+            self._finish(handle, Outcome(handle, SUCCEEDED, value))
+
+    def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+        # _ended and _deliver, inline: this runs once per task.
+        handle._done = True
+        handle._task = None
+        del self._live[handle]
+        self._running -= 1
+        if self._slots is not None:
+            self._slots.freed(self)
+        if handle._detached or self._state == CLOSED:
+            discard(outcome)  # a replaced JoinMap task: never handed out (S16)
+            return
+        self._ready[handle] = outcome
+        if self._waiters:
+            self._wake_one()
 
     def _ended(self, handle: JoinHandle[T]) -> None:
         handle._done = True
         handle._task = None
         del self._live[handle]
         self._running -= 1
-        slots = self._slots
-        if slots is not None:
-            slots.freed(self)
-
-    def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
-        self._ended(handle)
-        self._deliver(handle, outcome)
+        if self._slots is not None:
+            self._slots.freed(self)
 
     def _deliver(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
         if handle._detached or self._state == CLOSED:
-            discard(outcome)  # a replaced JoinMap task: never handed out (S16)
+            discard(outcome)
             return
         self._ready[handle] = outcome
         if self._waiters:
@@ -388,14 +397,11 @@ class Engine(Generic[T]):
     def _lost(self, handle: JoinHandle[T]) -> None:
         self._ended(handle)
         if not handle._detached and self._state != CLOSED:
-            self._count_off(handle)
-
-    def _count_off(self, handle: JoinHandle[T]) -> None:
-        self._pending -= 1
-        if self._keys is not None:
-            del self._keys[handle._key]
-        if not self._pending:
-            self._wake_all()
+            self._pending -= 1
+            if self._keys is not None:
+                del self._keys[handle._key]
+            if not self._pending:
+                self._wake_all()
 
     # -- the hand-off (S5, S10) ----------------------------------------------
 
@@ -412,50 +418,53 @@ class Engine(Generic[T]):
             for event in waiters:
                 event.set()
 
-    def _pop(self) -> Pair[T]:
-        handle, outcome = self._ready.popitem(last=False)
-        self._count_off(handle)
-        if self._ready and self._waiters:
-            self._wake_one()
-        return handle, outcome
+    def _pop(self) -> Outcome[T]:
+        outcome = self._ready.popitem(last=False)[1]
+        self._pending -= 1
+        if self._keys is not None:
+            del self._keys[outcome._handle._key]
+        if self._waiters:
+            if not self._pending:
+                self._wake_all()  # nothing is left for them (S5)
+            elif self._ready:
+                self._wake_one()
+        return outcome
 
-    async def _next(self, feeding: bool = False) -> Pair[T] | None:
-        """
-        Wait for the next outcome and take it; ``None`` once nothing is left (S5).
+    async def _wait(self) -> None:
+        """Wait for a wake-up of our own (invariant 3 above)."""
+        event = Event()
+        waiters = self._waiters
+        waiters[event] = None
+        try:
+            await event.wait()
+        except BaseException:
+            if waiters.pop(event, _MISSING) is _MISSING and self._ready and self._waiters:
+                # Woken, then cancelled before taking anything: pass it on.
+                self._wake_one()
+            raise
 
-        With ``feeding``, also keep waiting while a feeder may still spawn (S20).
-        """
-        if self._thread != get_ident() and self._thread is not None:
+    async def _next(self) -> Outcome[T] | None:
+        """Wait for the next outcome and take it; ``None`` once nothing is left (S5)."""
+        if self._thread != get_ident():
             self._check_thread("join_next()")
         await checkpoint()
-        while True:
-            if self._ready:
-                return self._pop()
-            if not self._pending and not (feeding and self._feeders):
+        while not self._ready:
+            if not self._pending or self._state == CLOSED:
                 return None
-            if self._state == CLOSED:
-                return None
-            event = Event()
-            waiters = self._waiters
-            waiters[event] = None
-            try:
-                await event.wait()
-            except BaseException:
-                if waiters.pop(event, _MISSING) is _MISSING and self._ready and self._waiters:
-                    # Woken, then cancelled before taking anything: pass it on.
-                    self._wake_one()
-                raise
+            await self._wait()
+        return self._pop()
 
-    def _try_next(self) -> Pair[T] | None:
-        if self._thread != get_ident() and self._thread is not None:
+    def _try_next(self) -> Outcome[T] | None:
+        if self._thread != get_ident():
             self._check_thread("try_join_next()")
         return self._pop() if self._ready else None
 
-    def _put_back(self, pairs: list[Pair[T]]) -> None:
+    def _put_back(self, outcomes: list[Outcome[T]]) -> None:
         """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
         ready = self._ready
         keys = self._keys
-        for handle, outcome in reversed(pairs):
+        for outcome in reversed(outcomes):
+            handle = outcome._handle
             if self._state == CLOSED or (keys is not None and handle._key in keys):
                 discard(outcome)  # the block ended, or the key has a new task meanwhile
                 continue
@@ -516,7 +525,7 @@ class Engine(Generic[T]):
         coro.close()
         del self._live[handle]
         self._cancelled += 1
-        self._deliver(handle, Outcome(handle._id, handle._name, CANCELLED, None))
+        self._deliver(handle, Outcome(handle, CANCELLED, None))
 
     # -- shared by the faces ----------------------------------------------------
 

@@ -190,13 +190,13 @@ class JoinMap(Engine[T], Generic[K, T]):
         A checkpoint on every call; cancel-safe; ``None`` at once when no key is
         left, also for a caller already waiting when the last key is taken.
         """
-        pair = await self._next()
-        return None if pair is None else (pair[0]._key, pair[1])
+        outcome = await self._next()
+        return None if outcome is None else (outcome._handle._key, outcome)
 
     def try_join_next(self) -> tuple[K, Outcome[T]] | None:
         """Return a ready ``(key, outcome)``, else ``None``; never waits, not a checkpoint (S10)."""
-        pair = self._try_next()
-        return None if pair is None else (pair[0]._key, pair[1])
+        outcome = self._try_next()
+        return None if outcome is None else (outcome._handle._key, outcome)
 
     async def join_all(self, *, fail_fast: bool = True) -> list[tuple[K, T]]:
         """
@@ -224,10 +224,10 @@ class JoinMap(Engine[T], Generic[K, T]):
         return self
 
     async def __anext__(self) -> tuple[K, Outcome[T]]:
-        pair = await self._next()
-        if pair is None:
+        outcome = await self._next()
+        if outcome is None:
             raise StopAsyncIteration
-        return pair[0]._key, pair[1]
+        return outcome._handle._key, outcome
 
     # -- keys (S16) ---------------------------------------------------------------
 

@@ -7,11 +7,17 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from threading import get_ident
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
+from anyio.lowlevel import checkpoint
+
 from . import _combinators as combinators
-from ._engine import NO_KEY, Engine, Pair
+from ._calling import CO_COROUTINE
+from ._engine import NO_KEY, Engine
 from ._offload import future_call, process_call, submit_call, thread_call
+from ._states import CLOSED, OPEN
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
@@ -121,6 +127,16 @@ class JoinSet(Engine[T]):
                 function: use `spawn_thread`), or is a coroutine object (which is
                 closed) (S3).
         """
+        if (
+            type(func) is FunctionType
+            and func.__code__.co_flags & CO_COROUTINE
+            and self._state == OPEN
+            and self._thread == get_ident()
+            and (name is None or type(name) is str)
+        ):
+            # The common case, a plain ``async def``, in one call less.
+            coro = func(*args)
+            return self._add(coro, coro.__qualname__ if name is None else name, NO_KEY)
         return self._spawn(func, args, name, NO_KEY)
 
     def spawn_thread(
@@ -296,8 +312,15 @@ class JoinSet(Engine[T]):
             BaseException: The backend's cancellation exception, if the caller's
                 scope is cancelled; any ready outcome stays in the set.
         """
-        pair = await self._next()
-        return None if pair is None else pair[1]
+        # The engine's _next, inline: this runs once per task.
+        if self._thread != get_ident():
+            self._check_thread("join_next()")
+        await checkpoint()
+        while not self._ready:
+            if not self._pending or self._state == CLOSED:
+                return None
+            await self._wait()
+        return self._pop()
 
     def try_join_next(self) -> Outcome[T] | None:
         """
@@ -306,8 +329,7 @@ class JoinSet(Engine[T]):
         Never waits and is not a checkpoint. It never takes an outcome away from a
         ``join_next`` already waiting in a way that leaves that caller hanging.
         """
-        pair = self._try_next()
-        return None if pair is None else pair[1]
+        return self._try_next()
 
     async def join_all(self, *, fail_fast: bool = True) -> list[T]:
         """
@@ -360,10 +382,10 @@ class JoinSet(Engine[T]):
         return self
 
     async def __anext__(self) -> Outcome[T]:
-        pair = await self._next()
-        if pair is None:
+        outcome = await self._next()
+        if outcome is None:
             raise StopAsyncIteration
-        return pair[1]
+        return outcome
 
     # -- aborting (S7, S8, S9) ---------------------------------------------
 
@@ -440,9 +462,9 @@ class JoinSet(Engine[T]):
         )
 
 
-def _tagged(pair: Pair[Any]) -> tuple[Any, Outcome[Any]]:
-    key = pair[0]._key
-    return (None if key is NO_KEY else key), pair[1]
+def _tagged(outcome: Outcome[Any]) -> tuple[Any, Outcome[Any]]:
+    key = outcome._handle._key
+    return (None if key is NO_KEY else key), outcome
 
 
 def _check_flag(value: object, what: str) -> None:

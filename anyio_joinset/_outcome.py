@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Generic, TypeVar, cast, final
+from typing import TYPE_CHECKING, Generic, TypeVar, cast, final
 
 from ._exceptions import TaskCancelled
+
+if TYPE_CHECKING:
+    from ._handle import JoinHandle
 
 T = TypeVar("T")
 
@@ -15,31 +18,33 @@ CANCELLED = 2
 @final
 class Outcome(Generic[T]):
     """
-    How one task of a :class:`JoinSet` ended: a value, an exception, or cancelled.
+    How one task of a `JoinSet` ended: a value, an exception, or cancelled.
 
-    Modelled on a finished :class:`concurrent.futures.Future`. Outcomes are handed
-    out by :meth:`JoinSet.join_next`, :meth:`JoinSet.try_join_next` and iteration,
+    Modelled on a finished `concurrent.futures.Future`. Outcomes are handed
+    out by `JoinSet.join_next`, `JoinSet.try_join_next` and iteration,
     exactly once each. They are immutable and are not meant to be constructed by
     users.
     """
 
-    __slots__ = ("_id", "_kind", "_name", "_payload")
+    # The task's handle (for its id, name and key) rather than copies: one
+    # argument less to pass for every task. The handle holds no outcome, so no
+    # reference cycle is made.
+    __slots__ = ("_handle", "_kind", "_payload")
 
-    def __init__(self, id: int, name: str, kind: int, payload: object) -> None:  # noqa: A002
-        self._id = id
-        self._name = name
+    def __init__(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
+        self._handle = handle
         self._kind = kind
         self._payload = payload
 
     @property
     def id(self) -> int:
-        """The id of the task, the same as its :attr:`JoinHandle.id`."""
-        return self._id
+        """The id of the task, the same as its `JoinHandle.id`."""
+        return self._handle._id
 
     @property
     def name(self) -> str:
-        """The name of the task, the same as its :attr:`JoinHandle.name`."""
-        return self._name
+        """The name of the task, the same as its `JoinHandle.name`."""
+        return self._handle._name
 
     def cancelled(self) -> bool:
         """Return ``True`` if the task ended cancelled (aborted, or by a scope)."""
@@ -79,7 +84,7 @@ class Outcome(Generic[T]):
         # TaskCancelled for a cancelled one.
         if self._kind == FAILED:
             return cast("Exception", self._payload)
-        msg = f"Task {self._name!r} (id {self._id}) was cancelled."
+        msg = f"Task {self.name!r} (id {self.id}) was cancelled."
         return TaskCancelled(msg)
 
     def __repr__(self) -> str:
@@ -89,7 +94,7 @@ class Outcome(Generic[T]):
             state = f"exception={_safe_repr(self._payload)}"
         else:
             state = "cancelled"
-        return f"<Outcome id={self._id} name={self._name!r} {state}>"
+        return f"<Outcome id={self.id} name={self.name!r} {state}>"
 
 
 def _safe_repr(obj: object) -> str:
