@@ -71,8 +71,6 @@ async def shutdown(engine: Engine[T], grace: float | None) -> None:
             while (outcome := await engine._next()) is not None:
                 discard(outcome)
     await _drain(engine, None)
-    if engine._rate is not None:
-        engine._rate.release()
 
 
 async def join_all(

@@ -7,7 +7,7 @@
 # sleeps, until ``_next``. No start time is reserved ahead: a task aborted while
 # it waits just leaves the FIFO (O(1)), so aborted tasks give their turn back
 # and the next task after a shutdown waits at most one interval after the last
-# real start.
+# real start (that one is kept: a shutdown never allows a burst, S9).
 from __future__ import annotations
 
 import math
@@ -32,9 +32,9 @@ class StartRate:
         self._idle: Event | None = None  # set when the FIFO empties
 
     def _take_turn(self, now: float) -> None:
-        # Keep the grid when a start is a little late; restart it after idle time.
-        late = now - self._next
-        self._next = (self._next if late < self._interval else now) + self._interval
+        # From the actual start, not from the planned one: a start that is a
+        # little late never lets the next one come sooner than ``interval``.
+        self._next = now + self._interval
 
     def due(self) -> bool:
         """Whether a start right now would be on time and ahead of nobody."""
@@ -85,11 +85,6 @@ class StartRate:
                 await anyio.sleep(delay)
             else:
                 return
-
-    def release(self) -> None:
-        """Forget the last start (``shutdown``: the set is used again as if new, S9)."""
-        if not self._queue:
-            self._next = -math.inf
 
 
 def parse_rate(rate: object, owner: str) -> StartRate | None:
