@@ -1,13 +1,11 @@
 """
-What it shows: a worker pool with tasks added while it runs. A producer sends
-jobs through an AnyIO memory object stream; the pool runs at most --workers of
-them at once (limit + wait_for_capacity), handles each result the moment it
-completes while still accepting jobs, and exits once the stream is closed and
-every job has been handled.
+What it shows: a worker pool fed from a stream. A producer sends jobs through an
+AnyIO memory object stream; `js.map(process, jobs)` turns each job into a task as
+soon as one of the --workers slots is free (limit), yields each result the moment
+its job completes, and ends once the stream is closed and every job is handled.
 
-The trick: the feeder that turns jobs into tasks runs inside the same JoinSet,
-so the set is never empty while jobs may still arrive, and one `async for`
-loop over the set is the whole consumer.
+No feeder task of your own, no sentinel values: map() takes the next job only
+when there is room, so at most --workers jobs are in memory at once (S20).
 
 Run it:
   python examples/worker_pool.py --backend asyncio --jobs 20 --workers 3
@@ -20,7 +18,7 @@ import argparse
 import random
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from anyio_joinset import JoinSet
 from anyio_joinset.backends import BACKENDS, run
@@ -33,32 +31,21 @@ async def produce(send: MemoryObjectSendStream[int], jobs: int) -> None:
             await anyio.sleep(0.001)
 
 
-async def process(job: int, delay: float) -> str:
-    await anyio.sleep(delay)
-    return f"job {job} done"
-
-
-async def feed(receive: MemoryObjectReceiveStream[int], js: JoinSet[str | None], seed: int) -> None:
-    rng = random.Random(seed)
-    async with receive:
-        async for job in receive:
-            await js.wait_for_capacity()  # backpressure: never more than the limit
-            js.spawn(process, job, rng.uniform(0, 0.01), name=f"job-{job}")
-
-
 async def main(jobs: int, workers: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+
+    async def process(job: int) -> str:
+        await anyio.sleep(rng.uniform(0, 0.01))
+        return f"job {job} done"
+
     send, receive = anyio.create_memory_object_stream[int]()
     results: list[str] = []
-    async with anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg, receive:
         tg.start_soon(produce, send, jobs)
-        # One slot more than the workers: the feeder itself is a task of the set.
-        async with JoinSet[str | None](limit=workers + 1) as js:
-            js.spawn(feed, receive, js, seed, name="feeder")
-            async for outcome in js:  # ends when the feeder is done and no job is left
-                value = outcome.result()
-                if value is not None:
-                    results.append(value)
-                    print(f"{value} ({len(js)} still in the pool)")
+        async with JoinSet[str](limit=workers) as js:
+            async for _job, outcome in js.map(process, receive):
+                results.append(outcome.result())
+                print(f"{results[-1]} ({len(js)} still in the pool)")
     print(f"pool finished: {len(results)} of {jobs} jobs")
     return results
 
