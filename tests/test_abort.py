@@ -366,22 +366,33 @@ async def test_join_all_is_interruptible_without_losing_the_failure(
     assert logged == [error]
 
 
-async def test_shutdown_also_aborts_tasks_spawned_while_it_waits() -> None:
-    """S9: a task spawned while shutdown drains (by an unwinding task) is aborted too."""
-    late = Gate()
+@pytest.mark.parametrize("limit", [None, 1])
+async def test_shutdown_also_aborts_tasks_spawned_while_it_waits(limit: int | None) -> None:
+    """S9: a task spawned while shutdown drains (by an unwinding task) is aborted
+    before it starts: its body never runs, and shutdown still ends."""
+    ran: list[str] = []
+
+    async def late() -> None:
+        ran.append("late")  # returns at once: a regression fails, never hangs
 
     async def spawns_on_the_way_out(js: JoinSet[object]) -> None:
         try:
             await anyio.sleep_forever()
         finally:
-            js.spawn(late.wait)
+            js.spawn(late)
+            ran.append("spawned")
 
-    async with JoinSet[object]() as js:
+    async with JoinSet[object](limit=limit) as js:
         js.spawn(spawns_on_the_way_out, js)
         await anyio.wait_all_tasks_blocked()
         await js.shutdown()
         assert len(js) == 0
-    assert not late.finished
+        stats = js.stats()
+        assert (stats.spawned, stats.cancelled, stats.joined) == (2, 2, 2)
+        # Usable again as if new (S9): the next task runs.
+        js.spawn(late)
+        assert await js.join_next() is not None
+    assert ran == ["spawned", "late"]
 
 
 async def test_shutdown_with_a_concurrent_joiner() -> None:

@@ -123,6 +123,40 @@ async def test_body_cancelled_by_outer_scope_aborts_tasks() -> None:
 
 
 async def test_body_timeout_aborts_tasks() -> None:
+    """S13: a body that timed out and leaves the block normally still aborts its
+    tasks: leaving aborts them itself (no enclosing scope does it here).
+
+    A watchdog outside the block checks, once everything is blocked after the body
+    has started to leave, that the task was aborted; if not, it fails the test and
+    releases the task, so a regression fails instead of hanging.
+    """
+    gate = Gate()
+    leaving = anyio.Event()
+    still_running: list[bool] = []
+    async with anyio.create_task_group() as outer:
+
+        async def watchdog() -> None:
+            await leaving.wait()
+            await anyio.wait_all_tasks_blocked()
+            still_running.append(not gate.cleaned_up)
+            gate.release.set()
+
+        outer.start_soon(watchdog)
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait)
+            await anyio.wait_all_tasks_blocked()
+            assert gate.started
+            with anyio.move_on_after(0) as scope:
+                await anyio.sleep_forever()
+            assert scope.cancelled_caught
+            assert len(js) == 1
+            leaving.set()
+    assert still_running == [False]
+    assert gate.cleaned_up
+    assert not gate.finished
+
+
+async def test_timeout_around_the_block_aborts_tasks() -> None:
     """S13: move_on_after around the block ends the tasks with the block."""
     gate = Gate()
     with anyio.move_on_after(0) as scope:
@@ -130,6 +164,7 @@ async def test_body_timeout_aborts_tasks() -> None:
             js.spawn(gate.wait)
             await anyio.sleep_forever()
     assert scope.cancelled_caught
+    assert not gate.finished  # aborted (on Trio, maybe before it even started)
 
 
 async def test_unjoined_failures_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:

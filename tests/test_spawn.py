@@ -34,15 +34,22 @@ async def test_spawn_is_sync_and_task_starts_at_next_scheduling_point() -> None:
 
 
 async def test_task_runs_even_if_never_joined() -> None:
-    """S2: a task runs whether or not anyone ever joins it."""
-    ran = anyio.Event()
+    """S2: a task runs to its end whether or not anyone ever joins it."""
+    ran: list[str] = []
 
     async def work() -> None:
-        ran.set()
+        await anyio.lowlevel.checkpoint()
+        ran.append("done")
 
     async with JoinSet[None]() as js:
-        js.spawn(work)
-        await ran.wait()
+        handle = js.spawn(work)
+        assert ran == []  # not inside spawn itself
+        await anyio.wait_all_tasks_blocked()  # nobody joins: only the task can run
+        assert ran == ["done"]
+        assert handle.done()
+        assert len(js) == 1  # finished, not handed out (S4)
+        assert js.stats().finished == 1
+    assert ran == ["done"]
 
 
 async def test_each_task_runs_in_a_copy_of_its_spawn_context() -> None:
