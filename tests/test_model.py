@@ -27,17 +27,9 @@ from hypothesis.stateful import (
 )
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
-from conftest import HAVE_UVLOOP
+from anyio_joinset.backends import BACKENDS as LOOPS
 
-BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(
-        ("asyncio", {"use_uvloop": True}),
-        id="asyncio+uvloop",
-        marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed"),
-    ),
-    pytest.param(("trio", {}), id="trio"),
-]
+BACKENDS = [pytest.param(backend, id=name) for name, backend in LOOPS.items()]
 
 
 @dataclass

@@ -1,0 +1,420 @@
+"""
+The hand-off of outcomes to join_next, under every schedule up to a bound (S5, S10).
+
+Small scripts (2 to 3 tasks, 2 to 3 joiners, cancelled and natively cancelled
+joins, try_join_next, aborts, late spawns) run on ``explore.ChoosingLoop``, once
+per order of ready callbacks with at most ``max_delays`` delays (see explore.py).
+After every callback: ``len(js)`` is exactly the tasks spawned minus the outcomes
+handed out, and no outcome was handed out twice. At every moment nothing can run
+any more while the script has not ended: a deadlock (some join_next waits while
+``len == 0``, or while an outcome is ready). At the end: every joiner ended by
+itself on ``None``, every outcome was handed out exactly once, with its kind.
+
+The same scripts, larger, also run as random walks on asyncio and under Trio's
+seeded scheduler (``test_random_schedules``), and ``--soak SECONDS`` keeps
+drawing seeds. Coverage is given with ``SCRIPTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+import sniffio
+from anyio.lowlevel import checkpoint
+
+from anyio_joinset import JoinHandle, JoinSet, Outcome
+from explore import (
+    EXPLORE_BACKENDS,
+    Chooser,
+    ChoosingLoop,
+    explore,
+    explore_backend,
+    seed_for,
+    watching,
+)
+
+NATIVE_CANCEL = sys.version_info >= (3, 11)  # Task.uncancel() lets a joiner go on
+
+
+@dataclass(frozen=True)
+class Script:
+    """
+    What one scenario does.
+
+    tasks: one per task, how it ends after one checkpoint: "ok", "fail",
+        "abort" (aborted as it is spawned: it never runs), "slow" (ok after two).
+    joiners: one per joiner task, each a ``join_next`` loop that ends on None:
+        "loop"; "cancel" (its first join_next is cancelled by another task
+        through an AnyIO cancel scope); "native" (… by ``Task.cancel()``).
+    body: what the body does after starting the joiners, a checkpoint before
+        each: "try" (try_join_next), "spawn" (one more "ok" task),
+        "abort N" (abort task N, finished or not).
+    max_delays: the delay bound of the exhaustive exploration.
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    joiners: tuple[str, ...]
+    body: tuple[str, ...] = ()
+    max_delays: int = 2
+
+    @property
+    def native(self) -> bool:
+        return "native" in self.joiners
+
+
+# The schedule counts are measured (max_delays as given), so a change to the
+# engine or to AnyIO that changes them shows in the test's output.
+SCRIPTS = [
+    Script("two-tasks-two-joiners", ("ok", "fail"), ("loop", "loop"), max_delays=3),
+    Script("three-tasks-three-joiners", ("ok", "slow", "fail"), ("loop", "loop", "loop")),
+    Script("abort-and-try", ("ok", "abort", "ok"), ("loop", "loop"), ("try", "abort 2")),
+    Script("late-spawn", ("ok",), ("loop", "loop"), ("spawn", "try")),
+    Script("cancel", ("ok", "ok"), ("cancel", "loop"), max_delays=3),
+    Script("cancel-both", ("ok", "fail"), ("cancel", "cancel"), ("try",)),
+    Script("native-cancel-one-joiner", ("ok", "fail"), ("native",), max_delays=3),
+    Script("native-cancel", ("ok", "ok"), ("native", "loop"), max_delays=3),
+    Script("native-and-cancel", ("ok", "slow"), ("native", "cancel"), ("abort 0",)),
+]
+
+
+@dataclass
+class Joiner:
+    name: str
+    kind: str
+    entered: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope | None = None
+    task: asyncio.Task[object] | None = None
+    inside_first: bool = False  # in the join_next that the canceller targets
+    waiting: bool = False  # in any join_next
+    cancel_sent: bool = False
+    native_caught: bool = False
+    ended: bool = False
+
+
+class Run:
+    """One run of a script: what it did, and every violation seen."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.js: JoinSet[int] | None = None
+        self.open = False
+        self.kinds: dict[int, str] = {}
+        self.aborted: set[int] = set()
+        self.handles: dict[int, JoinHandle[int]] = {}
+        self.handed: Counter[int] = Counter()
+        self.joiners = [Joiner(f"joiner {i}", kind) for i, kind in enumerate(script.joiners)]
+        self.violations: list[str] = []
+        self.watchdog: anyio.CancelScope | None = None
+        self.finished = False
+        self.log: list[str] = []  # the callbacks run so far, on a ChoosingLoop
+        self.failed_at = 0  # how many had run at the first violation
+
+    # -- what the script does ----------------------------------------------
+
+    def spawn(self, kind: str) -> None:
+        assert self.js is not None
+        handle = self.js.spawn(_task, len(self.kinds) + 1, kind)
+        self.kinds[handle.id] = kind
+        self.handles[handle.id] = handle
+        if kind == "abort":
+            handle.abort()
+            self.aborted.add(handle.id)
+
+    def act(self, action: str) -> None:
+        assert self.js is not None
+        if action == "try":
+            outcome = self.js.try_join_next()
+            if outcome is not None:
+                self.record(outcome, "try_join_next")
+        elif action == "spawn":
+            self.spawn("ok")
+        elif action.startswith("abort "):
+            task_id = int(action.split()[1]) + 1
+            self.handles[task_id].abort()
+            self.aborted.add(task_id)
+        else:  # pragma: no cover - a typo in SCRIPTS
+            raise ValueError(action)
+
+    def record(self, outcome: Outcome[int], who: str) -> None:
+        task_id = outcome.id
+        self.handed[task_id] += 1
+        if self.handed[task_id] > 1:
+            self.fail(f"outcome {task_id} handed out twice, the second time to {who}")
+        kind = self.kinds[task_id]
+        if outcome.cancelled():
+            if task_id not in self.aborted:
+                self.fail(f"task {task_id} ({kind}) came out cancelled but was never aborted")
+        elif kind == "abort":
+            self.fail(f"task {task_id} was aborted before it started, yet came out not cancelled")
+        elif kind == "fail":
+            if not isinstance(outcome.exception(), ValueError):
+                self.fail(f"task {task_id} failed, but its outcome is {outcome!r}")
+        elif outcome.result() != task_id:
+            self.fail(f"task {task_id} returned {task_id}, but its outcome is {outcome!r}")
+
+    # -- what is checked -----------------------------------------------------
+
+    def fail(self, message: str) -> None:
+        if not self.violations:
+            message = f"{message} [{self.state()}]"
+            self.failed_at = len(self.log)
+        self.violations.append(message)
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+
+    def check_len(self) -> None:
+        """After every callback: len is exactly spawned minus handed out (S4)."""
+        if self.open and self.js is not None and not self.violations:
+            expected = len(self.kinds) - self.handed.total()
+            if len(self.js) != expected:
+                self.fail(f"len(js) == {len(self.js)}, expected {expected}")
+
+    def on_idle(self, why: str) -> None:
+        self.fail(why)
+
+    def state(self) -> str:
+        size = len(self.js) if self.js is not None else None
+        waiting = [j.name for j in self.joiners if j.waiting]
+        ended = [j.name for j in self.joiners if j.ended]
+        handed = sorted(self.handed.elements())
+        running = sum(not handle.done() for handle in self.handles.values())
+        return (
+            f"len={size}, tasks not done: {running}, handed out {handed}, "
+            f"waiting in join_next: {waiting}, ended: {ended}"
+        )
+
+    def verify(self, where: str = "") -> None:
+        assert not self.violations, f"{where}{self.violations[0]}"
+        assert self.finished, f"{where}the script did not finish"
+        assert all(j.ended for j in self.joiners)
+        assert self.handed == Counter(set(self.kinds)), f"{where}handed out {self.handed}"
+        for joiner in self.joiners:
+            if joiner.kind == "native" and joiner.cancel_sent:
+                assert joiner.native_caught, f"{where}{joiner.name}'s cancellation vanished"
+
+
+async def _task(task_id: int, kind: str) -> int:
+    await checkpoint()
+    if kind == "slow":
+        await checkpoint()
+    if kind == "fail":
+        raise ValueError(task_id)
+    return task_id
+
+
+async def _joiner(run: Run, joiner: Joiner) -> None:
+    js = run.js
+    assert js is not None
+    if joiner.kind == "native":
+        joiner.task = asyncio.current_task()
+    targeted = joiner.kind != "loop"
+    while True:
+        joiner.waiting = True
+        try:
+            if targeted:
+                targeted = False
+                joiner.inside_first = True
+                joiner.entered.set()
+                try:
+                    if joiner.kind == "cancel":
+                        with anyio.CancelScope() as joiner.scope:
+                            outcome = await js.join_next()
+                        if joiner.scope.cancelled_caught:
+                            continue
+                    else:
+                        outcome = await js.join_next()
+                finally:
+                    joiner.inside_first = False
+            else:
+                outcome = await js.join_next()
+        except asyncio.CancelledError:
+            if not (joiner.cancel_sent and joiner.task and not joiner.native_caught):
+                raise
+            joiner.native_caught = True
+            joiner.task.uncancel()
+            continue
+        finally:
+            joiner.waiting = False
+        if outcome is None:
+            break
+        run.record(outcome, joiner.name)
+    joiner.ended = True
+
+
+async def _canceller(joiner: Joiner) -> None:
+    """Cancel the joiner's first join_next, wherever it is when this task runs."""
+    await joiner.entered.wait()
+    if joiner.inside_first:
+        joiner.cancel_sent = True
+        if joiner.kind == "cancel":
+            assert joiner.scope is not None
+            joiner.scope.cancel()
+        else:
+            assert joiner.task is not None
+            joiner.task.cancel()
+
+
+async def _trio_deadlock_watch(run: Run) -> None:
+    """On Trio: once every other task is blocked (no clocks here), the script is stuck."""
+    await anyio.wait_all_tasks_blocked()
+    run.fail("deadlock: every task is blocked")
+
+
+async def play(run: Run) -> None:
+    """Run the script once; violations are recorded on ``run``, never raised here."""
+    script = run.script
+    on_asyncio = sniffio.current_async_library() == "asyncio"
+    loop_watch = (
+        watching(asyncio.get_running_loop(), run.on_idle)
+        if on_asyncio
+        else contextlib.nullcontext()
+    )
+    with loop_watch, anyio.CancelScope() as run.watchdog:
+        async with anyio.create_task_group() as watch:
+            if not on_asyncio:
+                watch.start_soon(_trio_deadlock_watch, run)
+            async with JoinSet[int]() as js:
+                run.js, run.open = js, True
+                for kind in script.tasks:
+                    run.spawn(kind)
+                async with anyio.create_task_group() as tg:
+                    for joiner in run.joiners:
+                        tg.start_soon(_joiner, run, joiner)
+                        if joiner.kind != "loop":
+                            tg.start_soon(_canceller, joiner)
+                    for action in script.body:
+                        await checkpoint()
+                        run.act(action)
+                # Every joiner ended by itself; the body takes what came after.
+                while (outcome := await js.join_next()) is not None:
+                    run.record(outcome, "the body")
+                run.check_len()
+                run.open = False
+            run.finished = True
+            watch.cancel_scope.cancel()
+
+
+def run_on(chooser: Chooser, script: Script, *, eager: bool = False) -> Run:
+    """Run ``script`` once on a ChoosingLoop and verify it; raise on a violation."""
+    loop = ChoosingLoop(chooser, eager=eager)
+    run = Run(script)
+    loop.after_step = run.check_len
+    run.log = loop.log
+    anyio.run(play, run, backend="asyncio", backend_options={"loop_factory": lambda: loop})
+    try:
+        run.verify(f"{script.name}: ")
+    except AssertionError as exc:
+        steps = "\n    ".join(loop.log[max(run.failed_at - 25, 0) : run.failed_at])
+        msg = f"{exc}\n  the last callbacks run, oldest first:\n    {steps}"
+        raise AssertionError(msg) from None
+    return run
+
+
+def _scripts(*, native: bool = True) -> list[object]:
+    return [
+        pytest.param(
+            script,
+            id=script.name,
+            marks=pytest.mark.skipif(
+                script.native and not NATIVE_CANCEL, reason="Task.uncancel() needs 3.11"
+            ),
+        )
+        for script in SCRIPTS
+        if native or not script.native
+    ]
+
+
+EAGER = [False, *([True] if sys.version_info >= (3, 12) else [])]
+
+
+@pytest.mark.parametrize("eager", EAGER, ids=lambda eager: "eager" if eager else "lazy")
+@pytest.mark.parametrize("script", _scripts())
+def test_handoff_exhaustively(script: Script, eager: bool) -> None:
+    """S5/S10: every schedule within the delay bound hands each outcome out once, live."""
+    found = explore(
+        lambda chooser: run_on(chooser, script, eager=eager), max_delays=script.max_delays
+    )
+    print(f"{script.name}: {found.schedules} schedules")  # noqa: T201 - shown by -rP
+    assert found.schedules > 50  # the loop really offered choices
+
+
+# -- random walks and seeded schedulers on bigger scripts -------------------------
+
+
+BIG = Script(
+    "big",
+    ("ok", "fail", "abort", "slow", "ok", "fail", "slow", "ok"),
+    ("loop", "cancel", "native", "loop"),
+    ("try", "spawn", "abort 0", "try", "spawn", "abort 4", "try"),
+)
+
+
+ALL_SCRIPTS = [*SCRIPTS, BIG]
+
+
+def _for_backend(script: Script, backend: str) -> Script:
+    """Trio and Python 3.10 have no Task.uncancel(): a native cancel becomes an AnyIO one."""
+    if backend.startswith("asyncio") and NATIVE_CANCEL:
+        return script
+    joiners = tuple("cancel" if kind == "native" else kind for kind in script.joiners)
+    return Script(script.name, script.tasks, joiners, script.body, script.max_delays)
+
+
+async def _play_seeded(script: Script, where: str) -> None:
+    run = Run(script)
+    await play(run)
+    run.verify(where)
+
+
+def run_seeded(script: Script, backend: str, seed: int) -> None:
+    """Run ``script`` once on a seeded explorer backend and verify it."""
+    name, options = explore_backend(backend, seed)
+    where = f"{script.name} on {backend}, seed {seed}: "
+    anyio.run(
+        _play_seeded, _for_backend(script, backend), where, backend=name, backend_options=options
+    )
+
+
+@pytest.mark.parametrize("backend", EXPLORE_BACKENDS)
+@pytest.mark.parametrize("script", ALL_SCRIPTS, ids=lambda script: script.name)
+@pytest.mark.parametrize("run_index", range(8))
+def test_random_schedules(
+    script: Script, backend: str, run_index: int, request: pytest.FixtureRequest
+) -> None:
+    """S5/S10: each script on a seeded random schedule, the seed drawn from the test id."""
+    run_seeded(script, backend, seed_for(request.node.nodeid))
+    assert run_index >= 0
+
+
+@pytest.mark.parametrize("script", ALL_SCRIPTS, ids=lambda script: script.name)
+def test_random_walks(script: Script) -> None:
+    """S5/S10: each script as random walks: any ready callback may run next, not only FIFO."""
+    for seed in range(40):
+        run_on(Chooser(rng=random.Random(seed)), _for_backend(script, "asyncio"))
+
+
+def test_soak(request: pytest.FixtureRequest) -> None:
+    """--soak SECONDS: random walks and seeded schedulers with new seeds until the time is up."""
+    seconds = request.config.getoption("soak")
+    if not seconds:
+        pytest.skip("soak mode only: pytest tests/test_explore.py --soak SECONDS")
+    deadline = time.monotonic() + seconds
+    seed = int(time.time())
+    runs = 0
+    while time.monotonic() < deadline:
+        seed += 1
+        for script in ALL_SCRIPTS:
+            run_on(Chooser(rng=random.Random(seed)), _for_backend(script, "asyncio"))
+            for backend in EXPLORE_BACKENDS:
+                run_seeded(script, backend, seed)
+        runs += 1
+    print(f"soak: {runs} rounds passed, seeds up to {seed}")  # noqa: T201
