@@ -75,31 +75,42 @@ async def consume_randomly(
     js: JoinSet[Any],
     rng: random.Random,
     record: Callable[[Outcome[Any]], None],
-    stop: anyio.Event | None = None,
+    producer_done: anyio.Event,
 ) -> None:
     """
-    Take outcomes forever (or until ``stop``) by a random mix of join_next,
-    join_next cancelled at a random point (it must lose nothing), and try_join_next.
+    Take outcomes until the set is empty for good, then return by itself.
+
+    A random mix of join_next, join_next cancelled at a random point (it must lose
+    nothing) and try_join_next. It returns when join_next gives ``None`` (the set
+    is empty) after ``producer_done`` was set: nobody spawns any more, and no
+    task is left to spawn a child. A test awaits its consumers and never cancels
+    them, so a consumer stuck in join_next fails the test (by its deadline).
     """
-    while stop is None or not stop.is_set():
+    while True:
         roll = rng.random()
-        if roll < 0.2:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(cancel_after, scope, rng.randrange(3))
-                    outcome = await js.join_next()
-                    # Record before the next checkpoint, which may be cancelled.
-                    if outcome is not None:
-                        record(outcome)
-                    tg.cancel_scope.cancel()
-        elif roll < 0.3:
+        if roll < 0.1:
             outcome = js.try_join_next()
             if outcome is not None:
                 record(outcome)
             await anyio.lowlevel.checkpoint()
+            continue
+        returned = empty_for_good = False
+        if roll < 0.3:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_after, scope, rng.randrange(3))
+                    outcome = await js.join_next()
+                    # Take it before the next checkpoint, which may be cancelled.
+                    returned, empty_for_good = True, outcome is None and producer_done.is_set()
+                    if outcome is not None:
+                        record(outcome)
+                    tg.cancel_scope.cancel()
         else:
             outcome = await js.join_next()
+            returned, empty_for_good = True, outcome is None and producer_done.is_set()
             if outcome is not None:
                 record(outcome)
-            else:
-                await anyio.lowlevel.checkpoint()
+        if empty_for_good:
+            return
+        if returned and outcome is None:
+            await anyio.lowlevel.checkpoint()  # empty for now: the producer goes on

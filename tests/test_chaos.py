@@ -11,8 +11,11 @@ at most once, and exactly once unless the block was cancelled (then the rest are
 accounted for as finished), len is exact, no task is alive after the block, and
 no ResourceWarning or "never awaited" warning appears (filterwarnings = error).
 
-CI runs a fixed set of seeds; ``pytest tests/test_chaos.py --soak 600`` keeps
-drawing new seeds for ten minutes and prints the seed of any failure.
+Every consumer must end by itself (on ``None`` once the producer is done); none
+is ever cancelled by the test. CI runs a fixed set of seeds on every loop, and
+more seeds, with fewer tasks, on the schedule explorer's seeded loops
+(tests/explore.py); ``pytest tests/test_chaos.py --soak 600`` keeps drawing new
+seeds on all of them for ten minutes and names the seed and loop of any failure.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
+from anyio_joinset.backends import BACKENDS as LOOPS
+from explore import EXPLORE_BACKENDS, explore_backend, seed_for
 from helpers import ExceptionGroup, consume_randomly
 
 TASKS = 20_000
@@ -43,8 +48,10 @@ class BrokenStrError(Exception):
 
 
 class Chaos:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, tasks: int = TASKS) -> None:
         self.seed = seed
+        self.tasks = tasks
+        self.consumers_ended = 0
         self.rng = random.Random(seed)
         self.handles: dict[int, JoinHandle[object]] = {}
         self.delivered: Counter[int] = Counter()
@@ -72,7 +79,7 @@ class Chaos:
                 raise ExceptionGroup("group", [KeyError(steps), ValueError(steps)])
             if ending == "broken":
                 raise BrokenStrError
-            if ending == "child" and self.children < TASKS // 100:
+            if ending == "child" and self.children < self.tasks // 100:
                 self.children += 1
                 self.spawn(js, child=True)
             return steps
@@ -99,30 +106,40 @@ class Chaos:
         if not outcome.cancelled() and isinstance(outcome.exception(), BrokenStrError):
             assert "repr failed" in repr(outcome)
 
+    async def consume(self, js: JoinSet[object], seed: float, producer_done: anyio.Event) -> None:
+        await consume_randomly(js, random.Random(seed), self.record, producer_done)
+        self.consumers_ended += 1
+
     async def run(self) -> None:
         rng = self.rng
-        cancel_body_at = rng.randrange(TASKS) if rng.random() < 0.3 else None
+        cancel_body_at = rng.randrange(self.tasks) if rng.random() < 0.3 else None
+        producer_done = anyio.Event()
+        # The consumers live outside the body's scope: a cancelled body never
+        # cancels them. They end by themselves, on None once the producer is done
+        # (after the block, the set is empty for good), and the test awaits them.
         async with anyio.create_task_group() as consumers:
-            with anyio.CancelScope() as body:
-                async with JoinSet[object](limit=self.limit) as js:
-                    for _ in range(3):
-                        consumers.start_soon(
-                            consume_randomly, js, random.Random(rng.random()), self.record
-                        )
-                    for i in range(TASKS):
-                        if self.limit is not None and rng.random() < 0.5:
-                            await js.wait_for_capacity()
-                        self.spawn(js)
-                        if rng.random() < 0.2:
+            try:
+                with anyio.CancelScope() as body:
+                    async with JoinSet[object](limit=self.limit) as js:
+                        for _ in range(3):
+                            consumers.start_soon(self.consume, js, rng.random(), producer_done)
+                        for i in range(self.tasks):
+                            if self.limit is not None and rng.random() < 0.5:
+                                await js.wait_for_capacity()
+                            self.spawn(js)
+                            if rng.random() < 0.2:
+                                await anyio.lowlevel.checkpoint()
+                            if i == cancel_body_at:
+                                body.cancel()
+                                await anyio.lowlevel.checkpoint()  # raises: the block exits
+                        producer_done.set()
+                        while len(js):
                             await anyio.lowlevel.checkpoint()
-                        if i == cancel_body_at:
-                            body.cancel()
-                            await anyio.lowlevel.checkpoint()  # raises: the block exits
-                    while len(js):
-                        await anyio.lowlevel.checkpoint()
-                    assert len(js) == 0
+                        assert len(js) == 0
+            finally:
+                producer_done.set()
             self.body_cancelled = body.cancelled_caught
-            consumers.cancel_scope.cancel()
+        assert self.consumers_ended == 3, f"seed {self.seed}"
         self.check(js)
 
     def check(self, js: JoinSet[object]) -> None:
@@ -137,6 +154,7 @@ class Chaos:
             assert set(self.delivered) == set(self.handles), where
 
 
+@pytest.mark.deadline(240)  # tens of seconds in debug mode on a busy machine
 @pytest.mark.parametrize(("seed", "body_cancelled"), CI_SEEDS.items())
 async def test_chaos(seed: int, body_cancelled: bool) -> None:
     """Every fault at once: each id handed out at most once, all accounted for."""
@@ -146,17 +164,32 @@ async def test_chaos(seed: int, body_cancelled: bool) -> None:
     gc.collect()  # a leaked coroutine or stream would warn here, and fail
 
 
-async def test_chaos_soak(request: pytest.FixtureRequest) -> None:
-    """--soak SECONDS: draw new seeds until the time is up (skipped otherwise)."""
+@pytest.mark.explore(runs=4)
+async def test_chaos_on_explored_schedules(request: pytest.FixtureRequest) -> None:
+    """Every fault at once on seeded random schedules (tests/explore.py), fewer tasks."""
+    chaos = Chaos(seed_for(request.node.nodeid), tasks=1500)
+    await chaos.run()
+    gc.collect()
+
+
+def test_chaos_soak(request: pytest.FixtureRequest) -> None:
+    """--soak SECONDS: new seeds on every loop and explorer loop until the time is up."""
     seconds = request.config.getoption("soak")
     if not seconds:
         pytest.skip("soak mode only: pytest tests/test_chaos.py --soak SECONDS")
     deadline = time.monotonic() + seconds
     seed = int(time.time())
     runs = 0
+    loops = [*LOOPS, *EXPLORE_BACKENDS]
     while time.monotonic() < deadline:
         seed += 1
-        await Chaos(seed).run()
+        loop = loops[seed % len(loops)]
+        backend, options = explore_backend(loop, seed) if loop in EXPLORE_BACKENDS else LOOPS[loop]
+        try:
+            anyio.run(Chaos(seed, tasks=2000).run, backend=backend, backend_options=options)
+        except BaseException as exc:
+            msg = f"chaos failed on {loop} with seed {seed}"
+            raise AssertionError(msg) from exc
         gc.collect()
         runs += 1
     print(f"soak: {runs} chaos runs passed, seeds up to {seed}")  # noqa: T201
