@@ -2,13 +2,22 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._combinators import Feed
 from ._exceptions import TaskCancelled
 from ._handle import JoinHandle
 from ._joinmap import JoinMap
 from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
 
-__all__ = ["JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled"]
+__all__ = [
+    "Feed",
+    "JoinHandle",
+    "JoinMap",
+    "JoinSet",
+    "JoinSetStats",
+    "Outcome",
+    "TaskCancelled",
+]
 
 try:
     __version__ = version("anyio-joinset")
@@ -17,6 +26,6 @@ except PackageNotFoundError:  # pragma: no cover - imported from a source tree, 
 del version, PackageNotFoundError
 
 # Show the public path in tracebacks, reprs and docs (as trio and httpx do).
-for _obj in (JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled):
+for _obj in (Feed, JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled):
     _obj.__module__ = "anyio_joinset"
 del _obj

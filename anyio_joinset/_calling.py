@@ -3,15 +3,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from types import BuiltinFunctionType, CoroutineType, FunctionType, MethodType
+from types import BuiltinFunctionType, CoroutineType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 CO_COROUTINE = inspect.CO_COROUTINE
-_ASYNC_CODE_FLAGS = (
-    inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
-)
 
 
 def call_async(
@@ -48,6 +45,33 @@ def task_name(func: object, coro: object) -> str:
     return name if isinstance(name, str) else describe(func)
 
 
+def close_coroutines(*objs: object) -> None:
+    """Close any coroutine object among ``objs``: a refused call leaks no warning (S3)."""
+    for obj in objs:
+        if inspect.iscoroutine(obj):
+            obj.close()
+
+
+def check_name(name: object, where: str) -> str | None:
+    """A task name: a str or None (S3)."""
+    if name is not None and not isinstance(name, str):
+        msg = f"{where} name must be a str or None, got {type(name).__name__}."
+        raise TypeError(msg)
+    return name
+
+
+def check_map_func(func: object, where: str) -> None:
+    """What ``map()`` can call with each item: refused at the call if it cannot (S3)."""
+    close_coroutines(func)
+    target = _unwrap_partials(func)
+    if not callable(func) or isinstance(target, (BuiltinFunctionType, type)):
+        msg = (
+            f"{where} expects a callable that returns a coroutine for each item, "
+            f"got {describe(func)} ({type(func).__name__})."
+        )
+        raise TypeError(msg)
+
+
 def describe(func: object) -> str:
     """A function's qualified name, else its repr, for names and messages."""
     name = getattr(func, "__qualname__", None)
@@ -71,16 +95,11 @@ def _reject_before_call(func: object, where: str, thread_call: str) -> None:
             f"({type(func).__name__}), which is not callable."
         )
         raise TypeError(msg)
-    if _is_sync_function(func):
-        name = describe(func)
-        msg = (
-            f"{where} expects an async function, but {name} is synchronous; to run it "
-            f"in a worker thread, use {thread_call.format(f=name)}."
-        )
-        raise TypeError(msg)
     target = _unwrap_partials(func)
     if isinstance(target, (BuiltinFunctionType, type)):
-        # Neither can return a coroutine: refused without being called (S3).
+        # Neither can return a coroutine: refused without being called (S3). Any
+        # other callable (a plain def, a lambda, a method) is called once to find
+        # out, as AnyIO and Trio do: it may return a coroutine.
         name = describe(target)
         kind = "a class" if isinstance(target, type) else "a builtin function"
         msg = (
@@ -89,24 +108,6 @@ def _reject_before_call(func: object, where: str, thread_call: str) -> None:
             f"{thread_call.format(f=name)}."
         )
         raise TypeError(msg)
-
-
-def _is_sync_function(func: object) -> bool:
-    """
-    Tell a plain ``def`` apart before calling it, so a sync function never runs.
-
-    Only a Python function (possibly behind partials or a bound method) with no
-    async code flag, no ``__wrapped__`` and no coroutine mark counts: anything
-    else may still return a coroutine, and the call decides.
-    """
-    func = _unwrap_partials(func)
-    if isinstance(func, MethodType):
-        func = func.__func__
-    if not isinstance(func, FunctionType):
-        return False
-    if func.__code__.co_flags & _ASYNC_CODE_FLAGS:
-        return False
-    return not hasattr(func, "__wrapped__") and not inspect.iscoroutinefunction(func)
 
 
 def _reject_result(func: object, result: object, where: str, thread_call: str) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from ._calling import check_map_func
 from ._engine import Engine, discard
 from ._outcome import SUCCEEDED, Outcome
 from ._states import OPEN, SHUTTING
@@ -46,31 +48,39 @@ def check_grace(grace: object, face: str) -> float | None:
     return float(grace)
 
 
-async def _drain(engine: Engine[T], into: list[Outcome[T]] | None) -> None:
-    """Abort every task and wait for all; new spawns meanwhile never run (S9)."""
+@contextmanager
+def _shutting(engine: Engine[Any]) -> Iterator[None]:
+    """While it lasts, new spawns are aborted before they start (S9) and feeding stops."""
     state = engine._state
     if state == OPEN:
         engine._state = SHUTTING
     try:
         engine._stop_feeding()
+        yield
+    finally:
+        if engine._state == SHUTTING:
+            engine._state = state
+
+
+async def _drain(engine: Engine[T], into: list[Outcome[T]] | None) -> None:
+    """Abort every task and wait for all; new spawns meanwhile never run (S9)."""
+    with _shutting(engine):
         engine._abort_all()
         while (outcome := await engine._next()) is not None:
             if into is None:
                 discard(outcome)
             else:
                 into.append(outcome)
-    finally:
-        if engine._state == SHUTTING:
-            engine._state = state
 
 
 async def shutdown(engine: Engine[T], grace: float | None) -> None:
     """Abort all, wait for every task, discard the outcomes (S9)."""
-    if grace and engine._pending:
-        with anyio.move_on_after(grace):
-            while (outcome := await engine._next()) is not None:
-                discard(outcome)
-    await _drain(engine, None)
+    with _shutting(engine):
+        if grace and engine._pending:
+            with anyio.move_on_after(grace):
+                while (outcome := await engine._next()) is not None:
+                    discard(outcome)
+        await _drain(engine, None)
 
 
 async def join_all(
@@ -126,65 +136,26 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
 
 
 @final
-class Feed(Generic[T, I, V]):
-    """
-    ``async for ... in set.map(func, inputs)``: spawn lazily, yield tagged outcomes (S20).
+class _Feeding(Generic[T, I]):
+    """What the feeder task needs: no reference back to the consumer's iterator."""
 
-    A feeder task of its own (in the set's task group, not one of the set's tasks:
-    it takes no slot and does not count in ``len``) waits for room under ``limit``
-    and ``rate`` before it takes each next input, so at most ``limit`` inputs are
-    in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
-    until the inputs are exhausted and the set is empty.
-    """
-
-    __slots__ = ("_engine", "_error", "_feeder", "_func", "_inputs", "_present", "_spawn")
+    __slots__ = ("engine", "error", "inputs", "spawn", "task")
 
     def __init__(
         self,
         engine: Engine[T],
         inputs: Iterable[I] | AsyncIterable[I],
         spawn: Callable[[I], object],
-        present: Callable[[Outcome[T]], V],
     ) -> None:
-        self._engine = engine
-        self._inputs = inputs
-        self._spawn = spawn
-        self._present = present
-        self._feeder: TaskHandle[None] | None = None
-        self._error: BaseException | None = None
+        self.engine = engine
+        self.inputs = inputs
+        self.spawn = spawn
+        self.error: BaseException | None = None
+        self.task: TaskHandle[None] | None = None
 
-    def __aiter__(self) -> AsyncIterator[V]:
-        return self
-
-    async def __anext__(self) -> V:
-        engine = self._engine
-        if self._feeder is None:
-            engine._check_thread("map()")
-            if engine._state != OPEN:
-                raise engine._not_open("map()")
-            self._feeder = engine._tg.create_task(self._feed(), name=f"{engine._face}.map() feeder")
-            engine._feeders[self._feeder] = None
-        while True:
-            if self._error is not None:
-                error, self._error = self._error, None
-                raise error
-            outcome = await engine._next()
-            if outcome is not None:
-                return self._present(outcome)
-            if not engine._feeders:
-                raise StopAsyncIteration
-            # The set is empty, but a feeder may still spawn: wait for news.
-            await engine._wait()
-
-    async def aclose(self) -> None:
-        """Stop feeding: no more inputs are taken (tasks already spawned keep running)."""
-        if self._feeder is not None:
-            self._feeder.cancel()
-        await checkpoint()
-
-    async def _feed(self) -> None:
-        engine = self._engine
-        inputs = self._inputs
+    async def run(self) -> None:
+        engine = self.engine
+        inputs = self.inputs
         try:
             if isinstance(inputs, AsyncIterable):
                 items = cast("AsyncIterable[I]", inputs).__aiter__()
@@ -194,7 +165,7 @@ class Feed(Generic[T, I, V]):
                         item = await items.__anext__()
                     except StopAsyncIteration:
                         break
-                    self._spawn(item)
+                    self.spawn(item)
             else:
                 iterator: Iterator[I] = iter(inputs)
                 while True:
@@ -203,15 +174,100 @@ class Feed(Generic[T, I, V]):
                         item = next(iterator)
                     except StopIteration:
                         break
-                    self._spawn(item)
+                    self.spawn(item)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
-            self._error = exc
+            self.error = exc
         finally:
-            feeder = self._feeder
-            assert feeder is not None  # noqa: S101
-            del engine._feeders[feeder]
+            task = self.task
+            assert task is not None  # noqa: S101
+            engine._feeders.pop(task, None)
             if not engine._feeders:
                 engine._wake_all()  # a consumer waiting on an empty set may stop now
+
+
+@final
+class Feed(Generic[T, V]):
+    """
+    What ``map()`` returns: ``async for ... in js.map(func, inputs)`` (S20).
+
+    A feeder task of its own (in the set's task group, not one of the set's tasks:
+    it takes no slot and does not count in ``len``) waits for room under ``limit``
+    and ``rate`` before it takes each next input, so at most ``limit`` inputs are
+    in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
+    until the inputs are exhausted and the set is empty. Breaking out of the loop
+    (once the iterator is dropped) or `aclose` stops the feeding; so do
+    ``shutdown()`` and leaving the block.
+    """
+
+    __slots__ = ("_feeding", "_present", "_started")
+
+    def __init__(self, feeding: _Feeding[T, Any], present: Callable[[Outcome[T]], V]) -> None:
+        self._feeding = feeding
+        self._present = present
+        self._started = False
+
+    def __aiter__(self) -> Feed[T, V]:
+        return self
+
+    async def __anext__(self) -> V:
+        """The next outcome of the set, tagged with its input (or key)."""
+        feeding = self._feeding
+        engine = feeding.engine
+        if not self._started:
+            self._started = True
+            engine._check_thread("map()")
+            if engine._state > SHUTTING:
+                raise engine._not_open("map()")
+            if engine._state == OPEN:
+                task = engine._tg.create_task(feeding.run(), name=f"{engine._face}.map() feeder")
+                feeding.task = task
+                engine._feeders[task] = None
+        while True:
+            if feeding.error is not None:
+                error, feeding.error = feeding.error, None
+                raise error
+            outcome = await engine._next()
+            if outcome is not None:
+                return self._present(outcome)
+            if feeding.task is None or feeding.task not in engine._feeders:
+                raise StopAsyncIteration
+            # The set is empty, but our feeder may still spawn: wait for news.
+            await engine._wait()
+
+    async def aclose(self) -> None:
+        """Stop feeding: no more inputs are taken (tasks already spawned keep running)."""
+        self._stop()
+        await checkpoint()
+
+    def _stop(self) -> None:
+        task = self._feeding.task
+        if task is not None and task in self._feeding.engine._feeders:
+            task.cancel()
+
+    def __del__(self) -> None:
+        # Broke out of the loop and dropped the iterator: stop taking inputs.
+        self._stop()
+
+
+def feed(
+    engine: Engine[T],
+    func: object,
+    inputs: object,
+    spawn: Callable[[Any], object],
+    present: Callable[[Outcome[T]], V],
+) -> Feed[T, V]:
+    """Check ``map()``'s arguments at the call (S2, S3) and make its iterator (S20)."""
+    where = f"{engine._face}.map()"
+    engine._check_thread("map()")
+    check_map_func(func, where)
+    if not isinstance(inputs, (Iterable, AsyncIterable)):
+        msg = (
+            f"{where} expects its inputs as an iterable or an async iterable, "
+            f"got {type(inputs).__name__}."
+        )
+        raise TypeError(msg)
+    feeding: _Feeding[T, Any] = _Feeding(engine, cast("Iterable[Any]", inputs), spawn)
+    return Feed(feeding, present)
 
 
 def value_only(outcome: Outcome[T]) -> T:

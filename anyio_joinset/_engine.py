@@ -67,7 +67,7 @@ from anyio import (
 )
 from anyio.lowlevel import checkpoint
 
-from ._calling import CO_COROUTINE, call_async, task_name
+from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, task_name
 from ._handle import JoinHandle
 from ._limit import Slots
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
@@ -202,8 +202,8 @@ class Engine(Generic[T]):
                 raise
             # The body's own exception wins over a cancellation of the wait.
         except BaseException as exc:
-            if exc_val is None:
-                raise
+            if exc_val is None or cancelled:
+                raise  # the task group grouped what it had to, cancellations aside
             # A task raised KeyboardInterrupt & co. (S6) while the body raised:
             # neither is lost, grouped as an AnyIO task group groups them.
             tasks = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]  # pyright: ignore[reportUnknownArgumentType,reportUnknownMemberType]
@@ -256,25 +256,32 @@ class Engine(Generic[T]):
         key: object,
     ) -> JoinHandle[T]:
         if self._state != OPEN or self._thread != get_ident():
-            self._check_spawn("spawn()")
+            self._check_spawn("spawn()", func)
+        where = f"{self._face}.spawn()"
+        name = check_name(name, where)
         if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
             # The common case, a plain ``async def``: it can only make a coroutine.
             coro = func(*args)
             if name is None:
                 name = coro.__qualname__
         else:
-            coro = call_async(func, args, f"{self._face}.spawn()", self._thread_hint())
+            coro = call_async(func, args, where, self._thread_hint())
             if name is None:
                 name = task_name(func, coro)
-        return self._add(coro, name if type(name) is str else str(name), key)
+        return self._add(coro, name, key)
 
     def _thread_hint(self) -> str:
         return "spawn_thread({f}, *args)"
 
-    def _check_spawn(self, method: str) -> None:
-        self._check_thread(method)
-        if self._state not in (OPEN, SHUTTING):
-            raise self._not_open(method)
+    def _check_spawn(self, method: str, *args: object) -> None:
+        """Refuse a spawn from the wrong thread or outside the block (S2, S3)."""
+        try:
+            self._check_thread(method)
+            if self._state not in (OPEN, SHUTTING):
+                raise self._not_open(method)
+        except RuntimeError:
+            close_coroutines(*args)  # passed by mistake: no "never awaited" warning
+            raise
 
     def _add(self, coro: Coroutine[Any, Any, T], name: str, key: object) -> JoinHandle[T]:
         """Count and start (or queue) a task whose coroutine is made (S2, S14)."""
@@ -543,12 +550,8 @@ class Engine(Generic[T]):
 
     async def _wait_for_capacity(self) -> None:
         self._check_thread("wait_for_capacity()")
+        await checkpoint()
         slots, rate = self._slots, self._rate
-        if (slots is None or slots.has_room_for_one(self._running)) and (
-            rate is None or rate.due()
-        ):
-            await checkpoint()
-            return
         if slots is not None:
             await slots.wait_room(self)
         if rate is not None and self._state == OPEN:

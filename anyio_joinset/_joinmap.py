@@ -19,6 +19,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from . import _combinators as combinators
+from ._calling import close_coroutines
 from ._engine import Engine
 from ._joinset import JoinSetStats, _check_flag
 from ._offload import future_call, process_call, submit_call, thread_call
@@ -26,6 +27,7 @@ from ._offload import future_call, process_call, submit_call, thread_call
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
+    from ._combinators import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
 
@@ -100,7 +102,7 @@ class JoinMap(Engine[T], Generic[K, T]):
             TypeError: If ``key`` is unhashable or ``func`` does not return a
                 coroutine; nothing starts and the map is unchanged.
         """
-        _check_key(key, "JoinMap.spawn()")
+        _check_key(key, "JoinMap.spawn()", func)
         return self._spawn(func, args, name, key)
 
     def spawn_thread(
@@ -115,7 +117,7 @@ class JoinMap(Engine[T], Generic[K, T]):
     ) -> JoinHandle[T]:
         """Run the sync ``func(*args)`` in a thread as ``key``'s task, as `JoinSet.spawn_thread`."""
         self._check_spawn("spawn_thread()")
-        _check_key(key, "JoinMap.spawn_thread()")
+        _check_key(key, "JoinMap.spawn_thread()", func)
         coro, name = thread_call(
             func, args, name, abandon_on_cancel, limiter, "JoinMap.spawn_thread()"
         )
@@ -132,7 +134,7 @@ class JoinMap(Engine[T], Generic[K, T]):
     ) -> JoinHandle[T]:
         """Run ``func(*args)`` in a worker process as ``key``'s task, as `JoinSet.spawn_process`."""
         self._check_spawn("spawn_process()")
-        _check_key(key, "JoinMap.spawn_process()")
+        _check_key(key, "JoinMap.spawn_process()", func)
         coro, name = process_call(func, args, name, cancellable, "JoinMap.spawn_process()")
         return self._add(coro, name, key)
 
@@ -156,7 +158,7 @@ class JoinMap(Engine[T], Generic[K, T]):
     ) -> JoinHandle[T]:
         """Submit ``func(*args)`` to ``executor`` as ``key``'s task, as `JoinSet.spawn_submit`."""
         self._check_spawn("spawn_submit()")
-        _check_key(key, "JoinMap.spawn_submit()")
+        _check_key(key, "JoinMap.spawn_submit()", func)
         coro, name = submit_call(executor, func, args, name, "JoinMap.spawn_submit()")
         return self._add(coro, name, key)
 
@@ -165,21 +167,22 @@ class JoinMap(Engine[T], Generic[K, T]):
         func: Callable[[K], Coroutine[Any, Any, T]],
         inputs: Iterable[K] | AsyncIterable[K],
         /,
-    ) -> AsyncIterator[tuple[K, Outcome[T]]]:
+    ) -> Feed[T, tuple[K, Outcome[T]]]:
         """
         Feed the map from ``inputs``, each item its own key (S20), as `JoinSet.map`.
 
         ``async for key, outcome in jm.map(func, inputs)`` spawns ``func(key)``
         under ``key`` for each input, lazily, as ``limit`` and ``rate`` allow, and
         yields every outcome of the map (tasks spawned by hand meanwhile included)
-        with its key, until the inputs are exhausted and the map is empty.
+        with its key, until the inputs are exhausted and the map is empty. An
+        unhashable input is raised by the iteration, as the inputs' own errors are.
         """
 
         def spawn(key: K) -> None:
             _check_key(key, "JoinMap.map()")
             self._spawn(func, (key,), None, key)
 
-        return combinators.Feed(self, inputs, spawn, combinators.tagged)
+        return combinators.feed(self, func, inputs, spawn, combinators.tagged)
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 
@@ -237,6 +240,7 @@ class JoinMap(Engine[T], Generic[K, T]):
 
     def __contains__(self, key: object) -> bool:
         """``key in jm``: the key has a task whose outcome was not handed out yet."""
+        _check_key(key, "JoinMap: key in map")
         return key in self._keys
 
     def keys(self) -> KeysView[K]:
@@ -254,6 +258,7 @@ class JoinMap(Engine[T], Generic[K, T]):
             (its outcome then comes out as usual), ``False`` otherwise.
         """
         self._check_thread("abort()")
+        _check_key(key, "JoinMap.abort()")
         handle = self._keys.get(key)
         if handle is None:
             return False
@@ -308,9 +313,13 @@ class JoinMap(Engine[T], Generic[K, T]):
         )
 
 
-def _check_key(key: object, where: str) -> None:
+def _check_key(key: object, where: str, func: object = None) -> None:
     try:
         hash(key)
     except TypeError:
-        msg = f"{where} needs a hashable key, got unhashable {type(key).__name__}: {key!r}."
+        close_coroutines(func)  # passed by mistake: no "never awaited" warning
+        msg = (
+            f"{where} needs a hashable key, got unhashable {type(key).__name__}: {key!r}; "
+            f"use a hashable key such as a str, an int or a tuple."
+        )
         raise TypeError(msg) from None

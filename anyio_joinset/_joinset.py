@@ -22,6 +22,7 @@ from ._states import CLOSED, OPEN
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
+    from ._combinators import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
 
@@ -265,7 +266,7 @@ class JoinSet(Engine[T]):
         func: Callable[[I], Coroutine[Any, Any, T]],
         inputs: Iterable[I] | AsyncIterable[I],
         /,
-    ) -> AsyncIterator[tuple[I | None, Outcome[T]]]:
+    ) -> Feed[T, tuple[I | None, Outcome[T]]]:
         """
         Feed the set from ``inputs``: ``async for item, outcome in js.map(func, inputs)``.
 
@@ -277,7 +278,9 @@ class JoinSet(Engine[T]):
         meanwhile (a crawler's new links) come through the same loop with ``None``
         for the item. Iteration ends once the inputs are exhausted and the set is
         empty. An exception raised by ``inputs`` is raised by the iteration.
-        Without ``limit`` (or ``rate``), every input is spawned at once.
+        Breaking out of the loop, ``aclose()``, `shutdown` and leaving the block
+        stop the feeding. Without ``limit`` or ``rate``, every input is spawned at
+        once.
 
         Args:
             func: A callable that returns a coroutine, called with each item.
@@ -285,9 +288,14 @@ class JoinSet(Engine[T]):
 
         Returns:
             An async iterator of ``(item, outcome)`` pairs.
+
+        Raises:
+            TypeError: If ``func`` cannot return a coroutine (a builtin, a class) or
+                ``inputs`` is not iterable (S3).
+            RuntimeError: If called from another thread or event loop (S2).
         """
-        return combinators.Feed(
-            self, inputs, lambda item: self._spawn(func, (item,), None, item), _tagged
+        return combinators.feed(
+            self, func, inputs, lambda item: self._spawn(func, (item,), None, item), _tagged
         )
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------

@@ -28,7 +28,7 @@ import anyio
 from anyio import CapacityLimiter, to_process, to_thread
 from anyio.lowlevel import checkpoint, current_token
 
-from ._calling import describe, sync_task_name
+from ._calling import close_coroutines, describe, sync_task_name
 
 T = TypeVar("T")
 
@@ -163,6 +163,7 @@ def submit_call(
 ) -> tuple[Coroutine[Any, Any, Any], str]:
     """Check ``spawn_submit``'s arguments; return the task's coroutine and name."""
     if not isinstance(executor, Executor):
+        close_coroutines(func)
         msg = (
             f"{where} expects a concurrent.futures.Executor as its first argument "
             f"(e.g. a ThreadPoolExecutor or a Dask client.get_executor()), "
