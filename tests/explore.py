@@ -25,21 +25,33 @@ within the bound is run exactly once. The loop also reports a *deadlock*: no
 callback is ready, no timer is pending and the scenario has not ended, so
 nothing can ever run again (the tests use no I/O and no clocks).
 
-Found on the engine before issue 8's fix (commit 299a465, ``git worktree add
-/work/prefix 299a465; PYTHONPATH=/work/prefix pytest tests/test_explore.py``):
+Eager tasks: AnyIO (4.16) recognises ``asyncio.eager_task_factory`` and starts
+its task-group tasks lazily all the same, so under ``asyncio+eager`` only tasks
+made with ``asyncio.create_task`` start eagerly; the explorer's eager loop
+exists for those.
 
-- defect 1 (concurrent ``join_next`` callers hang when the set runs empty):
-  ``test_handoff_exhaustively[two-tasks-two-joiners]`` deadlocks on the 2nd
-  schedule explored (one delay: the second joiner's checkpoint before it
-  registers as a receiver is run after the last outcome was taken), and so does
-  every other script with two or more joiners; ``test_random_schedules`` fails
-  on its first seed on asyncio+random and trio+random.
-- defect 2 (a native asyncio cancellation during the hand-off loses the
-  outcome): ``test_handoff_exhaustively[native-cancel]`` ends with ``len == 1``
-  and the drain deadlocked after 4 schedules.
+What it found on the engine before issue 8's fix (commit 299a465; run with
+``git worktree add /work/prefix 299a465`` and, from outside the checkout so
+that the worktree's package is imported,
+``PYTHONPATH=/work/prefix pytest /path/to/tests/test_explore.py``):
 
-(The numbers above are filled in from the measured runs; see
-tests/test_explore.py for the scripts and the schedule counts.)
+- Defect 1 (join_next callers still waiting when the set runs empty hang):
+  ``test_handoff_exhaustively`` deadlocks with ``len == 0`` and a joiner left
+  waiting in join_next on the very first schedule (plain FIFO order) of
+  two-tasks-two-joiners, abort-and-try, cancel, cancel-both and native-cancel;
+  on schedule 52 (1 delay) of three-tasks-three-joiners, 38 (2 delays) of
+  late-spawn and 73 (2 delays) of native-and-cancel. ``test_random_schedules``
+  fails 97 of its 160 seeded runs on Python 3.11 (49 of 80 on asyncio+random,
+  48 of 80 on trio+random), and
+  ``test_random_walks`` fails for every script; the stress test on explored
+  schedules fails (by its deadline) 23 of 40 seeds.
+- Defect 2 (a native asyncio cancellation during the hand-off loses the
+  outcome): native-cancel-one-joiner, whose single joiner cannot meet defect 1,
+  deadlocks on schedule 237 (2 delays) with ``len == 1``, no task left running
+  and one outcome never handed out.
+
+On the engine of commit 6522fed (outcomes stay buffered until taken
+synchronously) every schedule passes.
 """
 
 from __future__ import annotations

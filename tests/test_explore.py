@@ -10,9 +10,12 @@ any more while the script has not ended: a deadlock (some join_next waits while
 ``len == 0``, or while an outcome is ready). At the end: every joiner ended by
 itself on ``None``, every outcome was handed out exactly once, with its kind.
 
-The same scripts, larger, also run as random walks on asyncio and under Trio's
-seeded scheduler (``test_random_schedules``), and ``--soak SECONDS`` keeps
-drawing seeds. Coverage is given with ``SCRIPTS``.
+Exhaustive coverage: 5,401 schedules over the nine scripts of ``SCRIPTS``
+(every schedule with at most 2 delays, 3 for four of them; counts per script
+at ``SCRIPTS``). The same scripts and a bigger one also run as random walks
+(any ready callback may run next: 40 per script) and on the seeded
+asyncio+random, asyncio+eager+random and trio+random loops (8 seeds each,
+``test_random_schedules``); ``--soak SECONDS`` keeps drawing new seeds.
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ class Script:
         return "native" in self.joiners
 
 
-# The schedule counts are measured (max_delays as given), so a change to the
-# engine or to AnyIO that changes them shows in the test's output.
+# Schedules run by test_handoff_exhaustively, measured on the engine of 6522fed
+# with AnyIO 4.16 (the test prints them; -rP shows them): 746, 323, 226, 184,
+# 1330, 281, 619, 1294 and 398 in this order, 5,401 in all, in about 5 s.
 SCRIPTS = [
     Script("two-tasks-two-joiners", ("ok", "fail"), ("loop", "loop"), max_delays=3),
     Script("three-tasks-three-joiners", ("ok", "slow", "fail"), ("loop", "loop", "loop")),
@@ -333,16 +337,12 @@ def _scripts(*, native: bool = True) -> list[object]:
     ]
 
 
-EAGER = [False, *([True] if sys.version_info >= (3, 12) else [])]
-
-
-@pytest.mark.parametrize("eager", EAGER, ids=lambda eager: "eager" if eager else "lazy")
 @pytest.mark.parametrize("script", _scripts())
-def test_handoff_exhaustively(script: Script, eager: bool) -> None:
+def test_handoff_exhaustively(script: Script) -> None:
     """S5/S10: every schedule within the delay bound hands each outcome out once, live."""
-    found = explore(
-        lambda chooser: run_on(chooser, script, eager=eager), max_delays=script.max_delays
-    )
+    # No eager variant: AnyIO starts task-group tasks lazily under the eager
+    # factory too (see explore.py), so it would explore the very same schedules.
+    found = explore(lambda chooser: run_on(chooser, script), max_delays=script.max_delays)
     print(f"{script.name}: {found.schedules} schedules")  # noqa: T201 - shown by -rP
     assert found.schedules > 50  # the loop really offered choices
 
