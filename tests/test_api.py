@@ -21,7 +21,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
     assert set(anyio_joinset.__all__) == public
     assert public == {
-        "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled",
+        "Feed", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled",
     }  # fmt: skip
 
 

@@ -69,7 +69,10 @@ async def test_unhashable_key_raises_before_anything_starts() -> None:
             ("JoinMap.spawn()", lambda: jm.spawn([], value_of, 1)),
             ("JoinMap.spawn_thread()", lambda: jm.spawn_thread([], blocking, 1)),
         ]:
-            message = f"{where} needs a hashable key, got unhashable list: []."
+            message = (
+                f"{where} needs a hashable key, got unhashable list: []; "
+                "use a hashable key such as a str, an int or a tuple."
+            )
             with pytest.raises(TypeError, match=exactly(message)):
                 call()
         assert len(jm) == 0
