@@ -136,6 +136,10 @@ async def test_off_loop_spawns_check_their_arguments() -> None:
                 "JoinSet.spawn_thread() name must be a str or None, got int.",
             ),
             (
+                lambda: js.spawn(value_of, 1, name=3),
+                "JoinSet.spawn() name must be a str or None, got int.",
+            ),
+            (
                 lambda: jm.abort_matching(3),
                 "JoinMap.abort_matching() expects a callable predicate, got 3.",
             ),
