@@ -126,7 +126,7 @@ def _reject_result(func: object, result: object, where: str, thread_call: str) -
     raise TypeError(msg)
 
 
-def sync_task_name(func: object, name: str | None, where: str) -> str:
+def sync_task_name(func: object, name: object, where: str) -> str:
     """
     For the sync-function spawns: reject an async function, and name the task.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
@@ -49,7 +49,7 @@ def check_grace(grace: object, face: str) -> float | None:
 
 
 @contextmanager
-def _shutting(engine: Engine[Any]) -> Iterator[None]:
+def _shutting(engine: Engine[Any]) -> Generator[None, None, None]:
     """While it lasts, new spawns are aborted before they start (S9) and feeding stops."""
     state = engine._state
     if state == OPEN:
@@ -158,7 +158,7 @@ class _Feeding(Generic[T, I]):
         inputs = self.inputs
         try:
             if isinstance(inputs, AsyncIterable):
-                items = cast("AsyncIterable[I]", inputs).__aiter__()
+                items = inputs.__aiter__()
                 while True:
                     await engine._wait_for_capacity()
                     try:

@@ -56,7 +56,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from contextvars import Context, copy_context
 from threading import get_ident
 from types import FunctionType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from anyio import (
     Event,
@@ -206,8 +206,12 @@ class Engine(Generic[T]):
                 raise  # the task group grouped what it had to, cancellations aside
             # A task raised KeyboardInterrupt & co. (S6) while the body raised:
             # neither is lost, grouped as an AnyIO task group groups them.
-            tasks = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]  # pyright: ignore[reportUnknownArgumentType,reportUnknownMemberType]
-            group = BaseExceptionGroup("unhandled errors in a TaskGroup", [exc_val, *tasks])  # pyright: ignore[reportUnknownVariableType]
+            tasks: list[BaseException] = (
+                list(cast("BaseExceptionGroup[BaseException]", exc).exceptions)
+                if isinstance(exc, BaseExceptionGroup)
+                else [exc]
+            )
+            group = BaseExceptionGroup("unhandled errors in a TaskGroup", [exc_val, *tasks])
             raise group from None
         finally:
             self._close()
@@ -258,17 +262,17 @@ class Engine(Generic[T]):
         if self._state != OPEN or self._thread != get_ident():
             self._check_spawn("spawn()", func)
         where = f"{self._face}.spawn()"
-        name = check_name(name, where)
+        label = check_name(name, where)
         if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
             # The common case, a plain ``async def``: it can only make a coroutine.
             coro = func(*args)
-            if name is None:
-                name = coro.__qualname__
+            if label is None:
+                label = coro.__qualname__
         else:
             coro = call_async(func, args, where, self._thread_hint())
-            if name is None:
-                name = task_name(func, coro)
-        return self._add(coro, name, key)
+            if label is None:
+                label = task_name(func, coro)
+        return self._add(coro, label, key)
 
     def _thread_hint(self) -> str:
         return "spawn_thread({f}, *args)"
@@ -358,7 +362,9 @@ class Engine(Generic[T]):
                 # An error raised during the abort, grouped with the cancellation
                 # (Trio does that): the task's failed outcome, not a tear-down (S6).
                 self._failed += 1
-                failure = exc.split(self._cancelled_exc)[1]  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType,reportUnknownVariableType]
+                failure = cast("BaseExceptionGroup[BaseException]", exc).split(self._cancelled_exc)[
+                    1
+                ]
                 self._finish(handle, Outcome(handle, FAILED, failure))
                 del failure  # no local may hold an exception (see above)
                 return

@@ -16,7 +16,7 @@ from collections.abc import (
     KeysView,
 )
 from concurrent.futures import Executor, Future
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 from . import _combinators as combinators
 from ._calling import close_coroutines
@@ -65,7 +65,11 @@ class JoinMap(Engine[T], Generic[K, T]):
         self, *, limit: int | None = None, rate: float | tuple[int, float] | None = None
     ) -> None:
         super().__init__(limit, rate)
-        self._keys: dict[K, JoinHandle[T]] = {}
+        self._keys = {}
+
+    @property
+    def _key_map(self) -> dict[K, JoinHandle[T]]:
+        return cast("dict[K, JoinHandle[T]]", self._keys)
 
     def _thread_hint(self) -> str:
         return "spawn_thread(key, {f}, *args)"
@@ -194,12 +198,12 @@ class JoinMap(Engine[T], Generic[K, T]):
         left, also for a caller already waiting when the last key is taken.
         """
         outcome = await self._next()
-        return None if outcome is None else (outcome._handle._key, outcome)
+        return None if outcome is None else (cast("K", outcome._handle._key), outcome)
 
     def try_join_next(self) -> tuple[K, Outcome[T]] | None:
         """Return a ready ``(key, outcome)``, else ``None``; never waits, not a checkpoint (S10)."""
         outcome = self._try_next()
-        return None if outcome is None else (outcome._handle._key, outcome)
+        return None if outcome is None else (cast("K", outcome._handle._key), outcome)
 
     async def join_all(self, *, fail_fast: bool = True) -> list[tuple[K, T]]:
         """
@@ -230,7 +234,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         outcome = await self._next()
         if outcome is None:
             raise StopAsyncIteration
-        return outcome._handle._key, outcome
+        return cast("K", outcome._handle._key), outcome
 
     # -- keys (S16) ---------------------------------------------------------------
 
@@ -241,11 +245,11 @@ class JoinMap(Engine[T], Generic[K, T]):
     def __contains__(self, key: object) -> bool:
         """``key in jm``: the key has a task whose outcome was not handed out yet."""
         _check_key(key, "JoinMap: key in map")
-        return key in self._keys
+        return key in self._key_map
 
     def keys(self) -> KeysView[K]:
         """A live view of the keys whose outcome has not been handed out yet."""
-        return self._keys.keys()
+        return self._key_map.keys()
 
     # -- aborting (S7, S8, S9) -----------------------------------------------------
 
@@ -259,7 +263,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         """
         self._check_thread("abort()")
         _check_key(key, "JoinMap.abort()")
-        handle = self._keys.get(key)
+        handle = self._key_map.get(key)
         if handle is None:
             return False
         self._abort(handle)
@@ -268,10 +272,10 @@ class JoinMap(Engine[T], Generic[K, T]):
     def abort_matching(self, predicate: Callable[[K], bool]) -> None:
         """Abort the task of every key for which ``predicate(key)`` is true (S7); O(n)."""
         self._check_thread("abort_matching()")
-        if not callable(predicate):
+        if not callable(cast("object", predicate)):
             msg = f"JoinMap.abort_matching() expects a callable predicate, got {predicate!r}."
             raise TypeError(msg)
-        for key, handle in list(self._keys.items()):
+        for key, handle in list(self._key_map.items()):
             if predicate(key):
                 self._abort(handle)
 

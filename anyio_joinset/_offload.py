@@ -154,8 +154,9 @@ def future_call(future: object, name: str | None, where: str) -> tuple[AdoptedFu
             f"{type(future).__name__}{hint if hasattr(future, 'get_loop') else ''}."
         )
         raise TypeError(msg)
-    adopted: AdoptedFuture[Any] = AdoptedFuture(cast("Future[Any]", future))
-    return adopted, type(future).__qualname__ if name is None else _check_name(name, where)
+    adopted_future: Future[Any] = future  # pyright: ignore[reportUnknownVariableType]
+    adopted: AdoptedFuture[Any] = AdoptedFuture(adopted_future)
+    return adopted, type(adopted_future).__qualname__ if name is None else _check_name(name, where)
 
 
 def submit_call(

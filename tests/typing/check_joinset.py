@@ -138,4 +138,4 @@ async def check_offload(future: Future[int], pool: ThreadPoolExecutor) -> None:
 def check_rate() -> None:
     JoinSet[int](rate=(10, 1.0))
     JoinSet[int](limit=2, rate=(10, 1))
-    JoinSet[int](rate=10)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    JoinSet[int](rate=10)  # starts per second (S18)
