@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import anyio
@@ -191,3 +194,72 @@ def test_quickstart_main_on_every_backend(backend: str) -> None:
         sys.path.pop(0)
     counts = run(quickstart.main, 5, backend=backend)
     assert counts == {"ok": 8, "failed": 1, "cancelled": 1}
+
+
+# docs/migration.md (e): each original, the port's block (the one defining this
+# function) and the port's functions that count, its helpers included.
+PORTS = {
+    "aiometer.amap": ("run_all", ["amap"]),
+    "aiometer.run_on_each": ("run_all", ["run_on_each"]),
+    "aiometer.run_all": ("run_all", ["run_all"]),
+    "aiometer.run_any": ("run_all", ["run_any"]),
+    "anyio.gather": ("gather", ["gather"]),
+    "anyio.as_completed": ("gather", ["as_completed", "_wait"]),
+    "anyio.amap": ("gather", ["amap"]),
+}
+NOT_CODE = {
+    tokenize.COMMENT,
+    tokenize.NL,
+    tokenize.NEWLINE,
+    tokenize.INDENT,
+    tokenize.DEDENT,
+    tokenize.ENDMARKER,
+}
+
+
+def code_lines(source: str) -> int:
+    """Lines of code: no docstrings, comments or blank lines (decorators count)."""
+    docstrings: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings |= set(range(first.lineno, (first.end_lineno or 0) + 1))
+    lines: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in NOT_CODE:
+            lines |= set(range(token.start[0], token.end[0] + 1))
+    return len(lines - docstrings)
+
+
+def port_functions(defines: str) -> dict[str, str]:
+    """The source of each top-level function of the migration block that defines ``defines``."""
+    text = (ROOT / "docs" / "migration.md").read_text(encoding="utf-8")
+    (code,) = [
+        code for kind, code in FENCE.findall(text) if kind == "python" and f"def {defines}(" in code
+    ]
+    lines = code.splitlines()
+    found = {}
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            found[node.name] = "\n".join(lines[first - 1 : node.end_lineno])
+    return found
+
+
+@pytest.mark.parametrize("original", list(PORTS))
+def test_port_is_no_longer_than_the_original(original: str) -> None:
+    """Each port in the migration guide has at most the original's lines, as its table says."""
+    module_name, name = original.split(".")
+    module = pytest.importorskip(module_name)
+    if not hasattr(module, name):
+        pytest.skip(f"{original} is newer than this {module_name}")
+    before = code_lines(inspect.getsource(getattr(module, name)))
+    block, counted = PORTS[original]
+    functions = port_functions(block)
+    port = sum(code_lines(functions[function]) for function in counted)
+    text = (ROOT / "docs" / "migration.md").read_text(encoding="utf-8")
+    row = re.search(rf"^\| `{re.escape(original)}` +\| (\d+) +\| (\d+) +\|", text, re.MULTILINE)
+    assert row is not None, f"no row for {original} in the table"
+    assert (int(row[1]), int(row[2])) == (before, port)
+    assert port <= before
