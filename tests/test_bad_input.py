@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -23,6 +24,14 @@ async def value_of(x: int) -> int:
 
 
 def blocking(x: int) -> int:
+    return x
+
+
+SYNC_CALLS: list[int] = []
+
+
+def sync(x: int) -> int:
+    SYNC_CALLS.append(x)
     return x
 
 
@@ -191,3 +200,171 @@ def test_unknown_backend_raises() -> None:
     message = f"backend must be one of {known} on this machine, got 'nope'."
     with pytest.raises(ValueError, match=exactly(message)):
         run(asyncio.sleep, 0, backend="nope")
+
+
+async def test_spawn_of_a_sync_function_calls_it_once_and_raises() -> None:
+    """S3: a plain def is called once to find out; the message names spawn_thread, key too."""
+    SYNC_CALLS.clear()
+    async with JoinSet[int]() as js, JoinMap[str, int]() as jm:
+        message = (
+            "JoinSet.spawn() expects a callable that returns a coroutine, but sync() returned "
+            "int; for a synchronous function, use spawn_thread(sync, *args)."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.spawn(sync, 1)  # type: ignore[arg-type]
+        message = (
+            "JoinMap.spawn() expects a callable that returns a coroutine, but sync() returned "
+            "int; for a synchronous function, use spawn_thread(key, sync, *args)."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            jm.spawn("k", sync, 2)  # type: ignore[arg-type]
+        assert SYNC_CALLS == [1, 2]
+        assert len(js) == len(jm) == 0
+        assert js.stats().spawned == jm.stats().spawned == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_map_checks_its_arguments_at_the_call(face: str) -> None:
+    """S3, S20: map() refuses a builtin, a class or non-iterable inputs before feeding."""
+    async with (JoinSet[Any]() if face == "JoinSet" else JoinMap[Any, Any]()) as js:
+        for func, shown in [(print, "print (builtin_function_or_method)"), (dict, "dict (type)")]:
+            message = (
+                f"{face}.map() expects a callable that returns a coroutine for each item, "
+                f"got {shown}."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                js.map(func, [1])
+        message = f"{face}.map() expects its inputs as an iterable or an async iterable, got int."
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.map(value_of, 42)  # type: ignore[arg-type]
+        assert len(js) == 0
+
+
+async def test_map_of_a_sync_function_raises_from_the_iteration() -> None:
+    """S3, S20: a sync function fed by map() is found out at its first spawn, raised by the loop."""
+    async with JoinSet[int]() as js:
+        message = (
+            "JoinSet.spawn() expects a callable that returns a coroutine, but blocking() "
+            "returned int; for a synchronous function, use spawn_thread(blocking, *args)."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            async for _ in js.map(blocking, [1]):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+        assert len(js) == 0
+
+
+async def test_map_of_an_unhashable_key_raises_from_the_iteration() -> None:
+    """S16, S20: a JoinMap fed an unhashable input raises it from the loop, nothing starts."""
+    async with JoinMap[Any, int]() as jm:
+        message = (
+            "JoinMap.map() needs a hashable key, got unhashable list: [1]; "
+            "use a hashable key such as a str, an int or a tuple."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            async for _ in jm.map(value_of, [[1]]):
+                pass  # pragma: no cover
+        assert len(jm) == 0
+        assert jm.stats().spawned == 0
+
+
+async def test_unhashable_key_in_abort_and_in_raises() -> None:
+    """S16: jm.abort(key) and `key in jm` name an unhashable key and the fix."""
+    async with JoinMap[Any, int]() as jm:
+        jm.spawn("k", value_of, 1)
+        for where, call in [
+            ("JoinMap.abort()", lambda: jm.abort([])),
+            ("JoinMap: key in map", lambda: [] in jm),
+        ]:
+            message = (
+                f"{where} needs a hashable key, got unhashable list: []; "
+                "use a hashable key such as a str, an int or a tuple."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                call()
+        assert list(jm.keys()) == ["k"]
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_join_all_fail_fast_of_wrong_type_raises(face: str) -> None:
+    """S3, S11: fail_fast must be a bool; the outcomes stay in the set."""
+    async with (JoinSet[int]() if face == "JoinSet" else JoinMap[int, int]()) as js:
+        if isinstance(js, JoinSet):
+            js.spawn(value_of, 1)
+        else:
+            js.spawn(1, value_of, 1)
+        message = f"{face}.join_all() fail_fast must be True or False, got 'no'."
+        with pytest.raises(TypeError, match=exactly(message)):
+            await js.join_all(fail_fast="no")  # type: ignore[arg-type]
+        assert len(js) == 1
+
+
+async def test_snapshots_read_from_a_worker_thread_and_actions_raise() -> None:
+    """S2: len, stats(), repr, limit, keys(), in and a handle's fields read from any thread."""
+    gate = anyio.Event()
+
+    async def wait_for_gate() -> int:
+        await gate.wait()
+        return 1
+
+    async with JoinSet[int](limit=2) as js, JoinMap[str, int]() as jm:
+        handle = js.spawn(wait_for_gate, name="one")
+        jm.spawn("k", value_of, 2)
+        message = (
+            "JoinSet.map() was called from another thread or event loop than the one that "
+            "entered the JoinSet (S2); call it from that event loop, e.g. through "
+            "anyio.from_thread.run_sync or anyio.from_thread.run."
+        )
+
+        def from_thread() -> tuple[object, ...]:
+            with pytest.raises(RuntimeError, match=exactly(message)):
+                js.map(value_of, [1])
+            with pytest.raises(RuntimeError, match=r"^JoinMap\.abort\(\) was called from"):
+                jm.abort("k")
+            return (
+                len(js),
+                js.stats().spawned,
+                repr(js),
+                js.limit,
+                list(jm.keys()),
+                "k" in jm,
+                (handle.done(), handle.id, handle.name),
+            )
+
+        await anyio.wait_all_tasks_blocked()
+        seen = await anyio.to_thread.run_sync(from_thread)
+        gate.set()
+        assert seen == (
+            1,
+            1,
+            "<JoinSet open len=1 running=1 waiting=0 limit=2>",
+            2,
+            ["k"],
+            True,
+            (False, 1, "one"),
+        )
+        assert [o.result() async for o in js] == [1]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_map_raises_what_the_inputs_raise(kind: str) -> None:
+    """S20: the inputs' exception is raised by the iteration; what was fed stays in the set."""
+    error = OSError("the input ended early")
+
+    def items() -> Iterator[int]:
+        yield 1
+        raise error
+
+    async def aitems() -> AsyncIterator[int]:
+        yield 1
+        raise error
+
+    inputs: Any = items() if kind == "sync" else aitems()
+    seen: list[int | None] = []
+    async with JoinSet[int](limit=1) as js:
+        with pytest.raises(OSError, match=r"^the input ended early$") as info:
+            async for item, outcome in js.map(value_of, inputs):
+                seen.append(item)
+                assert outcome.result() == item
+        assert info.value is error
+        rest = [outcome.result() async for outcome in js]  # what was fed stays joinable
+        assert seen + rest == [1]
