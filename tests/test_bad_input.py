@@ -226,7 +226,7 @@ async def test_spawn_of_a_sync_function_calls_it_once_and_raises() -> None:
 @pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
 async def test_map_checks_its_arguments_at_the_call(face: str) -> None:
     """S3, S20: map() refuses a builtin, a class or non-iterable inputs before feeding."""
-    async with (JoinSet[Any]() if face == "JoinSet" else JoinMap[Any, Any]()) as js:
+    async with JoinSet[Any]() if face == "JoinSet" else JoinMap[Any, Any]() as js:
         for func, shown in [(print, "print (builtin_function_or_method)"), (dict, "dict (type)")]:
             message = (
                 f"{face}.map() expects a callable that returns a coroutine for each item, "
@@ -287,7 +287,7 @@ async def test_unhashable_key_in_abort_and_in_raises() -> None:
 @pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
 async def test_join_all_fail_fast_of_wrong_type_raises(face: str) -> None:
     """S3, S11: fail_fast must be a bool; the outcomes stay in the set."""
-    async with (JoinSet[int]() if face == "JoinSet" else JoinMap[int, int]()) as js:
+    async with JoinSet[int]() if face == "JoinSet" else JoinMap[int, int]() as js:
         if isinstance(js, JoinSet):
             js.spawn(value_of, 1)
         else:
