@@ -258,11 +258,16 @@ class Engine(Generic[T]):
         args: tuple[Any, ...],
         name: object,
         key: object,
+        method: str = "spawn()",
     ) -> JoinHandle[T]:
         if self._state != OPEN or self._thread != get_ident():
-            self._check_spawn("spawn()", func)
-        where = f"{self._face}.spawn()"
-        label = check_name(name, where)
+            self._check_spawn(method, func)
+        where = f"{self._face}.{method}"
+        try:
+            label = check_name(name, where)
+        except TypeError:
+            close_coroutines(func)  # passed by mistake: no "never awaited" warning
+            raise
         if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
             # The common case, a plain ``async def``: it can only make a coroutine.
             coro = func(*args)
@@ -511,9 +516,9 @@ class Engine(Generic[T]):
     # -- aborting (S7, S8) -------------------------------------------------------
 
     def _abort(self, handle: JoinHandle[T]) -> None:
+        self._check_thread("abort()")
         if handle._done or handle._aborted:
             return
-        self._check_thread("abort()")
         handle._aborted = True
         task = handle._task
         if task is not None:

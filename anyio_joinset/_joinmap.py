@@ -184,7 +184,7 @@ class JoinMap(Engine[T], Generic[K, T]):
 
         def spawn(key: K) -> None:
             _check_key(key, "JoinMap.map()")
-            self._spawn(func, (key,), None, key)
+            self._spawn(func, (key,), None, key, "map()")
 
         return combinators.feed(self, func, inputs, spawn, combinators.tagged)
 

@@ -295,7 +295,11 @@ class JoinSet(Engine[T]):
             RuntimeError: If called from another thread or event loop (S2).
         """
         return combinators.feed(
-            self, func, inputs, lambda item: self._spawn(func, (item,), None, item), _tagged
+            self,
+            func,
+            inputs,
+            lambda item: self._spawn(func, (item,), None, item, "map()"),
+            _tagged,
         )
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------

@@ -244,7 +244,7 @@ async def test_map_of_a_sync_function_raises_from_the_iteration() -> None:
     """S3, S20: a sync function fed by map() is found out at its first spawn, raised by the loop."""
     async with JoinSet[int]() as js:
         message = (
-            "JoinSet.spawn() expects a callable that returns a coroutine, but blocking() "
+            "JoinSet.map() expects a callable that returns a coroutine, but blocking() "
             "returned int; for a synchronous function, use spawn_thread(blocking, *args)."
         )
         with pytest.raises(TypeError, match=exactly(message)):
