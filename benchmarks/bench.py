@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -351,9 +350,25 @@ async def long_lived_growth(total: int) -> list[tuple[int, float]]:
     return points
 
 
+def peak_rss_kib(reset: bool = False) -> tuple[int, int]:
+    """
+    (current RSS, peak RSS) of this process in KiB, from /proc/self/status.
+
+    Not ``ru_maxrss``: on Linux a child process inherits its parent's high-water
+    mark through fork and exec, so a child smaller than its parent reports the
+    parent's peak. ``reset`` starts a new peak (writing 5 to clear_refs).
+    """
+    if reset:
+        with open("/proc/self/clear_refs", "w") as clear:  # noqa: PTH123
+            clear.write("5")
+    with open("/proc/self/status") as status:  # noqa: PTH123
+        fields = dict(line.split(":", 1) for line in status)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
 async def backpressure_peak(items: int, limit: int) -> float:
     """Peak RSS growth (MiB) of a producer of `items` using wait_for_capacity."""
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base, _ = peak_rss_kib(reset=True)
     async with JoinSet[int](limit=limit) as js, create_task_group() as tg:
 
         async def consume() -> None:
@@ -370,8 +385,8 @@ async def backpressure_peak(items: int, limit: int) -> float:
             js.spawn(w1, i)
             if i == 0:
                 tg.start_soon(consume)  # after the first spawn: an empty set ends the loop
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak - base) / 1024  # ru_maxrss is KiB on Linux
+    _, peak = peak_rss_kib()
+    return (peak - base) / 1024
 
 
 # -- driver -----------------------------------------------------------------------

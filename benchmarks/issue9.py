@@ -35,7 +35,6 @@ import math
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 from anyio import CapacityLimiter, create_memory_object_stream, create_task_group
-from bench import WORKLOADS, errors_as_values, floor, joinset_join_next
+from bench import WORKLOADS, errors_as_values, floor, joinset_join_next, peak_rss_kib
 
 from anyio_joinset import JoinMap, JoinSet
 from anyio_joinset.backends import BACKENDS
@@ -347,7 +346,8 @@ async def feed(n: int, trace: bool) -> dict[str, float]:
         return i
 
     most = 0
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    rss_before, _ = peak_rss_kib(reset=True)
     if trace:
         tracemalloc.start()
     start = time.perf_counter()
@@ -358,12 +358,12 @@ async def feed(n: int, trace: bool) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     tracemalloc.stop()
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _, rss_peak = peak_rss_kib()
     return {
         "n": n,
         "tracemalloc_peak_kib": peak / 1024,
-        "maxrss_growth_kib": rss_after - rss_before,  # ru_maxrss is KiB on Linux
-        "maxrss_mib": rss_after / 1024,
+        "maxrss_growth_kib": rss_peak - rss_before,
+        "maxrss_mib": rss_peak / 1024,
         "max_len": most,
         "seconds": elapsed,
     }
@@ -573,8 +573,9 @@ def section_feed(args: argparse.Namespace, lines: list[str], gates: list[str]) -
         f"### Feeding: js.map(work, range(N)) with limit={LIMIT}, each N in a fresh process",
         "",
         (
-            "tracemalloc peak of the run (Python allocations); peak RSS growth from the run "
-            "(ru_maxrss, a separate process without tracemalloc); max len(js) seen."
+            "tracemalloc peak of the run (Python allocations); peak RSS (VmHWM, reset before "
+            "the run) and its growth over the RSS before the run, in a separate process "
+            "without tracemalloc; max len(js) seen during the run."
         ),
         "",
         (
