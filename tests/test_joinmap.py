@@ -195,7 +195,14 @@ async def test_bad_input_names_the_map() -> None:
         def sync() -> None:
             pass
 
-        with pytest.raises(TypeError, match=r"^JoinMap\.spawn\(\) expects an async function"):
+        with pytest.raises(
+            TypeError,
+            match=(
+                r"^JoinMap\.spawn\(\) expects a callable that returns a coroutine, but "
+                r".*sync\(\) returned NoneType; for a synchronous function, use "
+                r"spawn_thread\(key, .*sync, \*args\)\.$"
+            ),
+        ):
             jm.spawn("k", sync)  # type: ignore[arg-type]
         assert list(jm.keys()) == ["k"]
         coro = value_of(2)
