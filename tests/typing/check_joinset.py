@@ -8,7 +8,9 @@ Every call that must be rejected carries a ``type: ignore[...]`` (mypy) and a
 from __future__ import annotations
 
 import functools
+import math
 import sys
+from collections.abc import AsyncIterator, KeysView
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import anyio
@@ -139,3 +141,86 @@ def check_rate() -> None:
     JoinSet[int](rate=(10, 1.0))
     JoinSet[int](limit=2, rate=(10, 1))
     JoinSet[int](rate=10)  # starts per second (S18)
+    JoinSet[int](rate=2.5)
+    JoinSet[int](rate=math.inf)
+    JoinSet[int](rate=None)
+    JoinMap[str, int](rate=0.5, limit=3)
+    JoinSet[int](rate="10")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    JoinSet[int](rate=(1.5, 1.0))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+async def double(x: int) -> int:
+    return 2 * x
+
+
+async def from_key(key: str) -> int:
+    return len(key)
+
+
+async def int_inputs() -> AsyncIterator[int]:
+    yield 1
+
+
+async def check_any_coroutine_callable() -> None:
+    async with JoinSet[int]() as js:
+        assert_type(js.spawn(lambda: returns_int(1, "a")), JoinHandle[int])
+        js.spawn(lambda: returns_str())  # type: ignore[arg-type,return-value]  # pyright: ignore[reportArgumentType]  # noqa: PLW0108
+
+
+async def check_join_all_modes() -> None:
+    async with JoinSet[int]() as js:
+        assert_type(await js.join_all(fail_fast=False), list[int])
+        assert_type(await js.join_all(fail_fast=True), list[int])
+        await js.join_all(False)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    async with JoinMap[str, int]() as jm:
+        assert_type(await jm.join_all(), list[tuple[str, int]])
+        assert_type(await jm.join_all(fail_fast=False), list[tuple[str, int]])
+        assert_type(await jm.first_success(), tuple[str, int])
+
+
+async def check_map() -> None:
+    async with JoinSet[int](limit=3) as js:
+        async for item, outcome in js.map(double, range(10)):
+            assert_type(item, int | None)
+            assert_type(outcome, Outcome[int])
+        async for item, outcome in js.map(double, int_inputs()):
+            assert_type(item, int | None)
+            assert_type(outcome, Outcome[int])
+        js.map(double, ["a"])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.map(from_key, [1])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        js.map(sync_square, [1])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    async with JoinSet[str]() as js_str:
+        js_str.map(double, [1])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    async with JoinMap[str, int](limit=3) as jm:
+        async for key, result in jm.map(from_key, ["a", "bb"]):
+            assert_type(key, str)
+            assert_type(result, Outcome[int])
+        jm.map(double, [1])  # type: ignore[arg-type,list-item]  # pyright: ignore[reportArgumentType]
+
+
+async def check_joinmap_parity(future: Future[int], pool: ThreadPoolExecutor) -> None:
+    async with JoinMap[str, int](limit=2, rate=(5, 1.0)) as jm:
+        assert_type(jm.limit, int | None)
+        assert_type(await jm.wait_for_capacity(), None)
+        assert_type(jm.stats(), JoinSetStats)
+        assert_type(jm.keys(), KeysView[str])
+        assert_type(jm.spawn_thread("t", sync_square, 2), JoinHandle[int])
+        assert_type(jm.spawn_thread("t", sync_square, 2, abandon_on_cancel=True), JoinHandle[int])
+        assert_type(jm.spawn_process("p", sync_square, 2, cancellable=True), JoinHandle[int])
+        assert_type(jm.spawn_future("f", future), JoinHandle[int])
+        assert_type(jm.spawn_submit("s", pool, sync_square, 3), JoinHandle[int])
+        assert_type(await jm.shutdown(grace=0.5), None)
+        assert_type(jm.abort_all(), None)
+        jm.spawn_thread(sync_square, 2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        jm.spawn_thread(1, sync_square, 2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        jm.spawn_thread("t", sync_square, "2")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        jm.spawn_future(future)  # type: ignore[arg-type,call-arg]  # pyright: ignore[reportCallIssue]
+        jm.spawn_submit("s", pool, sync_square)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def catches(error: anyio.TaskCancelled, failed: anyio.TaskFailed) -> None: ...
+
+
+def check_task_cancelled_base() -> None:
+    # S-exceptions: anyio_joinset.TaskCancelled is an anyio.TaskCancelled (and TaskFailed).
+    catches(TaskCancelled("x"), TaskCancelled("x"))
