@@ -153,6 +153,14 @@ class _Feeding(Generic[T, I]):
         self.error: BaseException | None = None
         self.task: TaskHandle[None] | None = None
 
+    async def _wait_for_room(self) -> None:
+        # Under limit, count what is not consumed yet (finished outcomes included):
+        # a slow consumer holds the feeding back, so memory stays O(limit) (S20).
+        engine = self.engine
+        if engine._slots is not None:
+            await engine._wait_for_room(engine._slots.limit)
+        await engine._wait_for_capacity()
+
     async def run(self) -> None:
         engine = self.engine
         inputs = self.inputs
@@ -160,7 +168,7 @@ class _Feeding(Generic[T, I]):
             if isinstance(inputs, AsyncIterable):
                 items = inputs.__aiter__()
                 while True:
-                    await engine._wait_for_capacity()
+                    await self._wait_for_room()
                     try:
                         item = await items.__anext__()
                     except StopAsyncIteration:
@@ -169,7 +177,7 @@ class _Feeding(Generic[T, I]):
             else:
                 iterator: Iterator[I] = iter(inputs)
                 while True:
-                    await engine._wait_for_capacity()
+                    await self._wait_for_room()
                     try:
                         item = next(iterator)
                     except StopIteration:
@@ -191,9 +199,9 @@ class Feed(Generic[T, V]):
     What ``map()`` returns: ``async for ... in js.map(func, inputs)`` (S20).
 
     A feeder task of its own (in the set's task group, not one of the set's tasks:
-    it takes no slot and does not count in ``len``) waits for room under ``limit``
-    and ``rate`` before it takes each next input, so at most ``limit`` inputs are
-    in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
+    it takes no slot and does not count in ``len``) waits until fewer than ``limit``
+    outcomes are still to be taken, and for the ``rate`` turn, before it takes each
+    next input, so at most ``limit`` inputs are in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
     until the inputs are exhausted and the set is empty. Breaking out of the loop
     (once the iterator is dropped) or `aclose` stops the feeding; so do
     ``shutdown()`` and leaving the block.
@@ -223,12 +231,14 @@ class Feed(Generic[T, V]):
                 feeding.task = task
                 engine._feeders[task] = None
         while True:
+            if feeding.error is None:
+                outcome = await engine._next()
+                if outcome is not None:
+                    return self._present(outcome)
             if feeding.error is not None:
+                # The inputs raised: raised here, at once (their outcomes stay in the set).
                 error, feeding.error = feeding.error, None
                 raise error
-            outcome = await engine._next()
-            if outcome is not None:
-                return self._present(outcome)
             if feeding.task is None or feeding.task not in engine._feeders:
                 raise StopAsyncIteration
             # The set is empty, but our feeder may still spawn: wait for news.

@@ -111,6 +111,7 @@ class Engine(Generic[T]):
         "_pending",
         "_rate",
         "_ready",
+        "_room",
         "_running",
         "_slots",
         "_state",
@@ -145,6 +146,7 @@ class Engine(Generic[T]):
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
         self._ready: OrderedDict[JoinHandle[T], Outcome[T]] = OrderedDict()
         self._waiters: dict[Event, None] = {}
+        self._room: Event | None = None  # a feeder waiting for len to drop (S20)
         # Feeders still running (S20): their consumers keep waiting on an empty set.
         self._feeders: dict[TaskHandle[None], None] = {}
         self._thread: int | None = None
@@ -229,6 +231,7 @@ class Engine(Generic[T]):
         if self._keys is not None:
             self._keys.clear()
         self._wake_all()
+        self._made_room()
 
     # -- misuse (S1, S2) ------------------------------------------------------
 
@@ -416,6 +419,7 @@ class Engine(Generic[T]):
         self._ended(handle)
         if not handle._detached and self._state != CLOSED:
             self._pending -= 1
+            self._made_room()
             if self._keys is not None:
                 del self._keys[handle._key]
             if not self._pending:
@@ -439,6 +443,8 @@ class Engine(Generic[T]):
     def _pop(self) -> Outcome[T]:
         outcome = self._ready.popitem(last=False)[1]
         self._pending -= 1
+        if self._room is not None:
+            self._made_room()
         if self._keys is not None:
             del self._keys[outcome._handle._key]
         if self._waiters:
@@ -447,6 +453,19 @@ class Engine(Generic[T]):
             elif self._ready:
                 self._wake_one()
         return outcome
+
+    def _made_room(self) -> None:
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+
+    async def _wait_for_room(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` outcomes are pending (a feeder, S20)."""
+        while self._pending >= limit and self._state <= SHUTTING:
+            if self._room is None:
+                self._room = Event()
+            await self._room.wait()
 
     async def _wait(self) -> None:
         """Wait for a wake-up of our own (invariant 3 above)."""
@@ -507,6 +526,7 @@ class Engine(Generic[T]):
         # len, keys() and join_next agree at once (S16).
         old._detached = True
         self._pending -= 1
+        self._made_room()
         outcome = self._ready.pop(old, None)
         if outcome is not None:
             discard(outcome)  # it had finished: a failure is logged (S13)

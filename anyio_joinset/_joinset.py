@@ -272,8 +272,10 @@ class JoinSet(Engine[T]):
 
         Spawns ``func(item)`` for each item of a sync or async iterable, lazily, as
         ``limit`` and ``rate`` allow (S20): a feeder of its own takes the next item
-        only when `wait_for_capacity` would return, and takes no slot and does not
-        count in ``len``. So memory stays O(limit) for any number of inputs. Yields
+        only when fewer than ``limit`` of the set's outcomes are still to be taken
+        (running, waiting or finished) and the rate turn is due; it takes no slot
+        and does not count in ``len``. So memory stays O(limit) for any number of
+        inputs, however slow the consumer. Yields
         each outcome in completion order with its item; tasks spawned by hand
         meanwhile (a crawler's new links) come through the same loop with ``None``
         for the item. Iteration ends once the inputs are exhausted and the set is
