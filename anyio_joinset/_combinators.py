@@ -201,8 +201,9 @@ class Feed(Generic[T, V]):
     A feeder task of its own (in the set's task group, not one of the set's tasks:
     it takes no slot and does not count in ``len``) waits until fewer than ``limit``
     outcomes are still to be taken, and for the ``rate`` turn, before it takes each
-    next input, so at most ``limit`` inputs are in memory at once. Iteration takes the set's outcomes, fed or spawned by hand,
-    until the inputs are exhausted and the set is empty. Breaking out of the loop
+    next input, so at most ``limit`` inputs are in memory at once. Iteration takes
+    the set's outcomes, fed or spawned by hand, until the inputs are exhausted and
+    the set is empty. Breaking out of the loop
     (once the iterator is dropped) or `aclose` stops the feeding; so do
     ``shutdown()`` and leaving the block.
     """
