@@ -6,11 +6,24 @@ is one step of a real script and Hypothesis can shrink a failing script. After
 each step the loop is settled with ``wait_all_tasks_blocked``; tasks that finish
 within one settle may finish in any order, so the model keeps ready outcomes as
 batches and checks each outcome against the oldest batch (completion order, S5).
+
+Up to three join_next calls may wait in the background while the script goes
+on. After every step each of them has either taken the outcome it should, or
+got None with the set empty, or still waits with outcomes to come and none
+ready (liveness, S5); at the block's exit every one of them has ended by
+itself. Every call into the loop fails after 20 s instead of hanging. The
+script also runs on the explorer's seeded loops (tests/explore.py), with the
+seed drawn by Hypothesis, so a failing script shrinks with its schedule.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import inspect
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import pytest
@@ -28,8 +41,12 @@ from hypothesis.stateful import (
 
 from anyio_joinset import JoinHandle, JoinSet, Outcome
 from anyio_joinset.backends import BACKENDS as LOOPS
+from explore import EXPLORE_BACKENDS, explore_backend
 
 BACKENDS = [pytest.param(backend, id=name) for name, backend in LOOPS.items()]
+# The explorer's seeded loops: Hypothesis draws the seed (open_set), so a failing
+# script is shrunk and replayed together with its schedule.
+EXPLORED = [pytest.param(name, id=name) for name in EXPLORE_BACKENDS]
 
 
 @dataclass
@@ -108,23 +125,35 @@ class Model:
 class JoinSetMachine(RuleBasedStateMachine):
     """Drives one JoinSet through a random script and checks it against Model."""
 
-    backend: tuple[str, dict[str, object]] = ("asyncio", {})
+    backend: tuple[str, dict[str, object]] | str = ("asyncio", {})
 
     def __init__(self) -> None:
         super().__init__()
-        self._portal_cm = start_blocking_portal(*self.backend)
-        self.portal: BlockingPortal = self._portal_cm.__enter__()
+        self._portal_cm: Any = None
         self.model = Model(limit=None)
         self.js: JoinSet[int] | None = None
+        # Background join_next calls still running (their results come in settle).
+        self.joiners: list[Future[Outcome[int] | None]] = []
 
-    @initialize(limit=st.none() | st.integers(min_value=1, max_value=3))
-    def open_set(self, limit: int | None) -> None:
+    @initialize(
+        limit=st.none() | st.integers(min_value=1, max_value=3),
+        seed=st.integers(min_value=0, max_value=2**32 - 1),
+    )
+    def open_set(self, limit: int | None, seed: int) -> None:
+        # An explorer backend (a name) runs the loop in an order drawn from seed.
+        backend = self.backend
+        if isinstance(backend, str):
+            backend = explore_backend(backend, seed)
+        self._portal_cm = start_blocking_portal(*backend)
+        self.portal: BlockingPortal = self._portal_cm.__enter__()
         self.model = Model(limit=limit)
         self.js = JoinSet[int](limit=limit)
         self._js_cm = self.portal.wrap_async_context_manager(self.js)
         self._js_cm.__enter__()
 
     def teardown(self) -> None:
+        if self._portal_cm is None:
+            return
         try:
             if self.js is not None:
                 self._js_cm.__exit__(None, None, None)
@@ -133,14 +162,60 @@ class JoinSetMachine(RuleBasedStateMachine):
                     # No task outlives the block (S13); aborted-before-start never ran.
                     assert task.handle.done()
                     assert task.started == task.cleaned_up
+                # Joiners still waiting at the exit end by themselves (S5).
+                self.call(anyio.wait_all_tasks_blocked)
+                assert all(joiner.done() for joiner in self.joiners), (
+                    "a join_next outlived the block"
+                )
         finally:
             self._portal_cm.__exit__(None, None, None)
 
     # -- helpers ----------------------------------------------------------
 
-    def settle(self) -> None:
-        self.portal.call(anyio.wait_all_tasks_blocked)
+    def call(self, func: Callable[..., Any], *args: object) -> Any:
+        """Run ``func(*args)`` (sync or async) in the event loop, failing rather than hanging."""
+        future = self.portal.start_task_soon(_call, func, *args)
+        try:
+            return future.result(timeout=PORTAL_DEADLINE)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            msg = f"{func!r} did not return within {PORTAL_DEADLINE:g} s: it waits forever"
+            raise AssertionError(msg) from None
+
+    def settle(self, *, strict: bool = True) -> None:
+        self.call(anyio.wait_all_tasks_blocked)
         self.model.settle()
+        self.collect_joiners(strict=strict)
+
+    def collect_joiners(self, *, strict: bool) -> None:
+        """
+        Check the background join_next calls once the loop is settled (S5).
+
+        Each one that returned took the outcome it should (completion order), or
+        got None only with the set empty; each one still waiting waits with
+        outcomes still to come and none ready (liveness).
+        """
+        done = [joiner for joiner in self.joiners if joiner.done()]
+        self.joiners = [joiner for joiner in self.joiners if not joiner.done()]
+        results = [joiner.result() for joiner in done]
+        outcomes = [outcome for outcome in results if outcome is not None]
+        if strict:
+            batches = self.model.batches
+            order = {task_id: i for i, batch in enumerate(batches) for task_id in batch}
+            for outcome in sorted(outcomes, key=lambda o: order.get(o.id, len(batches))):
+                self.check_outcome(outcome)
+            if None in results:
+                assert self.model.unjoined() == 0, "a join_next got None while tasks remain"
+            if self.joiners:
+                assert not self.model.batches, "a join_next waits while an outcome is ready"
+                assert self.model.unjoined(), "a join_next waits while len == 0"
+        else:
+            for outcome in outcomes:  # taken while shutdown discarded the rest
+                task = self.model.tasks[outcome.id]
+                assert task.state != "joined", "handed out twice"
+                task.state = "joined"
+                if not task.kind:
+                    task.kind = "cancelled" if outcome.cancelled() else task.mode
 
     async def _task_body(self, task_id: int) -> int:
         task = self.model.tasks[task_id]
@@ -181,8 +256,8 @@ class JoinSetMachine(RuleBasedStateMachine):
 
         task = Task(task_id, None, anyio.Event())  # type: ignore[arg-type]
         self.model.tasks[task_id] = task
-        task.release = self.portal.call(anyio.Event)
-        task.handle = self.portal.call(_call_sync, do_spawn)
+        task.release = self.call(anyio.Event)
+        task.handle = self.call(do_spawn)
         assert task.handle.id == task_id
         self.model.queue.append(task_id)
         self.settle()
@@ -195,7 +270,7 @@ class JoinSetMachine(RuleBasedStateMachine):
         task = Task(task_id, None, anyio.Event())  # type: ignore[arg-type]
         task.aborted_before_start = True
         self.model.tasks[task_id] = task
-        task.release = self.portal.call(anyio.Event)
+        task.release = self.call(anyio.Event)
 
         def spawn_then_abort() -> JoinHandle[int]:
             assert self.js is not None
@@ -203,7 +278,7 @@ class JoinSetMachine(RuleBasedStateMachine):
             handle.abort()
             return handle
 
-        task.handle = self.portal.call(_call_sync, spawn_then_abort)
+        task.handle = self.call(spawn_then_abort)
         self.model.queue.append(task_id)
         self.model.settle_queue()
         if task.state == "waiting":
@@ -219,14 +294,14 @@ class JoinSetMachine(RuleBasedStateMachine):
         task = data.draw(st.sampled_from(self.live()))
         task.mode = "fail" if fail else "ok"
         task.released = True
-        self.portal.call(_call_sync, task.release.set)
+        self.call(task.release.set)
         self.settle()
 
     @precondition(lambda self: self.model.tasks)
     @rule(data=st.data())
     def abort(self, data: st.DataObject) -> None:
         task = data.draw(st.sampled_from(sorted(self.model.tasks.values(), key=lambda t: t.id)))
-        self.portal.call(_call_sync, task.handle.abort)
+        self.call(task.handle.abort)
         if task.state == "waiting":
             self.model.queue.remove(task.id)
             self.model.finish_now(task, "cancelled")
@@ -237,7 +312,7 @@ class JoinSetMachine(RuleBasedStateMachine):
     @rule()
     def abort_all(self) -> None:
         assert self.js is not None
-        self.portal.call(_call_sync, self.js.abort_all)
+        self.call(self.js.abort_all)
         for task_id in list(self.model.queue):
             self.model.finish_now(self.model.tasks[task_id], "cancelled")
         self.model.queue.clear()
@@ -249,14 +324,14 @@ class JoinSetMachine(RuleBasedStateMachine):
     def join_next(self) -> None:
         assert self.js is not None
         if self.model.batches or not self.model.unjoined():
-            outcome = self.portal.call(self.js.join_next)
+            outcome = self.call(self.js.join_next)
             if outcome is None:
                 assert self.model.unjoined() == 0
             else:
                 self.check_outcome(outcome)
         else:
             # Nothing can finish: the call must wait, and cancelling it loses nothing.
-            got = self.portal.call(_join_next_cancelled_while_waiting, self.js)
+            got = self.call(_join_next_cancelled_while_waiting, self.js)
             assert got == "cancelled"
         self.settle()
 
@@ -264,23 +339,33 @@ class JoinSetMachine(RuleBasedStateMachine):
     @rule()
     def join_next_already_cancelled(self) -> None:
         assert self.js is not None
-        got = self.portal.call(_join_next_already_cancelled, self.js)
+        got = self.call(_join_next_already_cancelled, self.js)
         assert got == "cancelled"  # a checkpoint first: the ready outcome stays (S5)
         self.settle()
 
     @rule()
     def try_join_next(self) -> None:
         assert self.js is not None
-        outcome = self.portal.call(_call_sync, self.js.try_join_next)
+        outcome = self.call(self.js.try_join_next)
         if outcome is None:
             assert not self.model.batches
         else:
             self.check_outcome(outcome)
+        self.settle()  # a join_next waiting in the background gets None if it emptied the set
+
+    @precondition(lambda self: len(self.joiners) < 3)
+    @rule()
+    def join_next_in_background(self) -> None:
+        """A join_next in another task, left waiting while the script goes on."""
+        assert self.js is not None
+        self.joiners.append(self.portal.start_task_soon(self.js.join_next))
+        self.settle()
 
     @rule()
     def shutdown(self) -> None:
         assert self.js is not None
-        self.portal.call(self.js.shutdown)
+        self.call(self.js.shutdown)
+        self.settle(strict=False)
         for task in self.model.tasks.values():
             if task.state in {"waiting", "running", "ready"}:
                 task.state = "joined"
@@ -330,13 +415,15 @@ class JoinSetMachine(RuleBasedStateMachine):
         assert limit is None or running <= limit
 
 
-def _call_sync(func):  # type: ignore[no-untyped-def]
-    """Run a sync callable inside the event loop thread (portal.call needs async)."""
+PORTAL_DEADLINE = 20.0
 
-    async def run():  # type: ignore[no-untyped-def]
-        return func()
 
-    return run()
+async def _call(func: Callable[..., Any], *args: object) -> Any:
+    """Call ``func`` in the event loop thread; await its result if it is awaitable."""
+    result = func(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 async def _join_next_cancelled_while_waiting(js: JoinSet[int]) -> str:
@@ -361,9 +448,9 @@ async def _join_next_already_cancelled(js: JoinSet[int]) -> str:
     return "cancelled"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_joinset_against_model(backend: tuple[str, dict[str, object]]) -> None:
-    """S4/S5/S7/S8/S9/S10/S14: random scripts agree with the plain model on every backend."""
+@pytest.mark.parametrize("backend", BACKENDS + EXPLORED)
+def test_joinset_against_model(backend: tuple[str, dict[str, object]] | str) -> None:
+    """S4/S5/S7/S8/S9/S10/S14: random scripts agree with the plain model on every loop."""
     machine = type("Machine", (JoinSetMachine,), {"backend": backend})
     run_state_machine_as_test(
         machine,
