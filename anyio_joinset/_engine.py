@@ -320,11 +320,11 @@ class Engine(Generic[T]):
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
     ) -> None:
         self._running += 1
+        wrapper = self._run(handle, coro, context is not None)
         try:
-            handle._task = self._tg.create_task(
-                self._run(handle, coro, context is not None), name=handle._name, context=context
-            )
+            handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
         except BaseException:
+            wrapper.close()
             self._running -= 1
             del self._live[handle]
             if self._keys is not None and self._keys.get(handle._key) is handle:
@@ -543,8 +543,10 @@ class Engine(Generic[T]):
         task = handle._task
         if task is not None:
             task.cancel()
-        elif self._slots is not None:
-            self._slots.abort(self, handle)
+        else:  # not started: it waits for a slot (S14)
+            slots = self._slots
+            assert slots is not None  # noqa: S101
+            slots.abort(self, handle)
 
     def _stop_feeding(self) -> None:
         for feeder in list(self._feeders):
@@ -566,10 +568,6 @@ class Engine(Generic[T]):
         self._deliver(handle, Outcome(handle, CANCELLED, None))
 
     # -- shared by the faces ----------------------------------------------------
-
-    def __len__(self) -> int:
-        """Tasks spawned and not yet handed out: running, waiting or finished (S4)."""
-        return self._pending
 
     def _stats(self) -> tuple[int, int, int, int, int, int, int]:
         spawned = self._next_id

@@ -56,10 +56,10 @@ class Slots(Generic[T]):
     def freed(self, engine: Engine[T]) -> None:
         """A running task ended: start waiting ones while there is room (S14)."""
         if self.waiting:
+            # Only while the set is open or shutting down: leaving the block ends
+            # every waiting task first (abort_all), so none is left to start.
             queue = self._queue
             while self.waiting and engine._running < self.limit:
-                if engine._state > SHUTTING:
-                    return
                 handle = queue.popleft()
                 if handle._done:
                     continue  # aborted while it waited

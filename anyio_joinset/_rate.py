@@ -36,10 +36,6 @@ class StartRate:
         # little late never lets the next one come sooner than ``interval``.
         self._next = now + self._interval
 
-    def due(self) -> bool:
-        """Whether a start right now would be on time and ahead of nobody."""
-        return not self._queue and anyio.current_time() >= self._next
-
     def delay(self) -> float:
         """Seconds until the next turn is due (0 if it is)."""
         return max(0.0, self._next - anyio.current_time())
