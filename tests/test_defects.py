@@ -365,9 +365,12 @@ async def test_defect05_uncaptured_base_exception_is_counted_off() -> None:
                 js.spawn(fail_with, Boom())
                 await anyio.sleep_forever()
             finally:
-                with anyio.CancelScope(shield=True):
+                # Shielded, as a real cleanup is; the guard turns a regression (the
+                # drain waiting forever for the uncounted task) into a failure.
+                with anyio.move_on_after(10, shield=True) as guard:
                     drained.extend([o async for o in js])
                     lengths.append(len(js))
+    assert not guard.cancelled_caught, "the shielded drain never ended"
     assert caught.group_contains(Boom)
     assert lengths == [0]
     assert len(drained) == 1  # the gate's task, cancelled; the Boom task is not an outcome
