@@ -592,6 +592,9 @@ async def test_defect07_aborted_tasks_give_back_their_rate_turns() -> None:
 
     async with JoinSet[None](rate=(1, 1.0)) as js:
         js.spawn(record)
+        # The first takes the first turn before the others queue up (Trio starts
+        # tasks spawned together in any order).
+        await anyio.wait_all_tasks_blocked()
         waiting = [js.spawn(record) for _ in range(3)]
         last = js.spawn(record)
         await anyio.wait_all_tasks_blocked()
