@@ -50,16 +50,22 @@ def check_grace(grace: object, face: str) -> float | None:
 
 @contextmanager
 def _shutting(engine: Engine[Any]) -> Generator[None, None, None]:
-    """While it lasts, new spawns are aborted before they start (S9) and feeding stops."""
-    state = engine._state
-    if state == OPEN:
+    """
+    While it lasts, new spawns are aborted before they start (S9) and feeding stops.
+
+    Counted, so a shutdown that ends (or is cancelled) while another one still
+    waits leaves the set shutting down until the last one is done.
+    """
+    engine._draining += 1
+    if engine._state == OPEN:
         engine._state = SHUTTING
     try:
         engine._stop_feeding()
         yield
     finally:
-        if engine._state == SHUTTING:
-            engine._state = state
+        engine._draining -= 1
+        if not engine._draining and engine._state == SHUTTING:
+            engine._state = OPEN
 
 
 async def _drain(engine: Engine[T], into: list[Outcome[T]] | None) -> None:
@@ -167,13 +173,21 @@ class _Feeding(Generic[T, I]):
         try:
             if isinstance(inputs, AsyncIterable):
                 items = inputs.__aiter__()
-                while True:
-                    await self._wait_for_room()
-                    try:
-                        item = await items.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    self.spawn(item)
+                try:
+                    while True:
+                        await self._wait_for_room()
+                        try:
+                            item = await items.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        self.spawn(item)
+                finally:
+                    # We began the iteration, so we end it, inside the block: an
+                    # async generator's cleanup never outlives the set (S20).
+                    aclose = getattr(items, "aclose", None)
+                    if aclose is not None:
+                        with anyio.CancelScope(shield=True):
+                            await aclose()
             else:
                 iterator: Iterator[I] = iter(inputs)
                 while True:
@@ -189,8 +203,7 @@ class _Feeding(Generic[T, I]):
             task = self.task
             assert task is not None  # noqa: S101
             engine._feeders.pop(task, None)
-            if not engine._feeders:
-                engine._wake_all()  # a consumer waiting on an empty set may stop now
+            engine._wake_all()  # our consumer, waiting on an empty set, may stop now
 
 
 @final
@@ -203,9 +216,9 @@ class Feed(Generic[T, V]):
     outcomes are still to be taken, and for the ``rate`` turn, before it takes each
     next input, so at most ``limit`` inputs are in memory at once. Iteration takes
     the set's outcomes, fed or spawned by hand, until the inputs are exhausted and
-    the set is empty. Breaking out of the loop
-    (once the iterator is dropped) or `aclose` stops the feeding; so do
-    ``shutdown()`` and leaving the block.
+    the set is empty. `aclose`, ``shutdown()`` and leaving the block stop the
+    feeding, and so does dropping the iterator (breaking out of ``async for x in
+    js.map(...)`` does; keep the Feed in a variable and call `aclose` instead).
     """
 
     __slots__ = ("_feeding", "_present", "_started")

@@ -102,6 +102,7 @@ class Engine(Generic[T]):
     __slots__ = (
         "_cancelled",
         "_cancelled_exc",
+        "_draining",
         "_failed",
         "_feeders",
         "_host",
@@ -139,6 +140,7 @@ class Engine(Generic[T]):
         self._keys = None
         self._failed = 0
         self._cancelled = 0
+        self._draining = 0  # shutdowns and fail-fast drains running (S9)
         self._state = NEW
         self._next_id = 0
         self._pending = 0

@@ -120,7 +120,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         limiter: CapacityLimiter | None = None,
     ) -> JoinHandle[T]:
         """Run the sync ``func(*args)`` in a thread as ``key``'s task, as `JoinSet.spawn_thread`."""
-        self._check_spawn("spawn_thread()")
+        self._check_spawn("spawn_thread()", func)
         _check_key(key, "JoinMap.spawn_thread()", func)
         coro, name = thread_call(
             func, args, name, abandon_on_cancel, limiter, "JoinMap.spawn_thread()"
@@ -137,7 +137,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         cancellable: bool = False,
     ) -> JoinHandle[T]:
         """Run ``func(*args)`` in a worker process as ``key``'s task, as `JoinSet.spawn_process`."""
-        self._check_spawn("spawn_process()")
+        self._check_spawn("spawn_process()", func)
         _check_key(key, "JoinMap.spawn_process()", func)
         coro, name = process_call(func, args, name, cancellable, "JoinMap.spawn_process()")
         return self._add(coro, name, key)
@@ -146,7 +146,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         self, key: K, future: Future[T], /, *, name: str | None = None
     ) -> JoinHandle[T]:
         """Adopt a `concurrent.futures.Future` as ``key``'s task, as `JoinSet.spawn_future`."""
-        self._check_spawn("spawn_future()")
+        self._check_spawn("spawn_future()", future)
         _check_key(key, "JoinMap.spawn_future()")
         awaitable, name = future_call(future, name, "JoinMap.spawn_future()")
         return self._add(awaitable, name, key)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
@@ -161,7 +161,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         name: str | None = None,
     ) -> JoinHandle[T]:
         """Submit ``func(*args)`` to ``executor`` as ``key``'s task, as `JoinSet.spawn_submit`."""
-        self._check_spawn("spawn_submit()")
+        self._check_spawn("spawn_submit()", executor, func)
         _check_key(key, "JoinMap.spawn_submit()", func)
         coro, name = submit_call(executor, func, args, name, "JoinMap.spawn_submit()")
         return self._add(coro, name, key)

@@ -173,7 +173,7 @@ class JoinSet(Engine[T]):
             TypeError: If ``func`` is not a synchronous callable, or ``limiter`` is
                 not an ``anyio.CapacityLimiter`` (S3).
         """
-        self._check_spawn("spawn_thread()")
+        self._check_spawn("spawn_thread()", func)
         coro, name = thread_call(
             func, args, name, abandon_on_cancel, limiter, "JoinSet.spawn_thread()"
         )
@@ -204,7 +204,7 @@ class JoinSet(Engine[T]):
         Returns:
             The task's handle.
         """
-        self._check_spawn("spawn_process()")
+        self._check_spawn("spawn_process()", func)
         coro, name = process_call(func, args, name, cancellable, "JoinSet.spawn_process()")
         return self._add(coro, name, NO_KEY)
 
@@ -228,7 +228,7 @@ class JoinSet(Engine[T]):
         Returns:
             The task's handle.
         """
-        self._check_spawn("spawn_future()")
+        self._check_spawn("spawn_future()", future)
         awaitable, name = future_call(future, name, "JoinSet.spawn_future()")
         return self._add(awaitable, name, NO_KEY)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
@@ -257,7 +257,7 @@ class JoinSet(Engine[T]):
         Returns:
             The task's handle.
         """
-        self._check_spawn("spawn_submit()")
+        self._check_spawn("spawn_submit()", executor, func)
         coro, name = submit_call(executor, func, args, name, "JoinSet.spawn_submit()")
         return self._add(coro, name, NO_KEY)
 

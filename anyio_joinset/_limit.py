@@ -4,8 +4,9 @@
 # copy of its ``contextvars`` context on its handle, in ``_queue`` (spawn
 # order). A finishing task starts the next ones while there is room and the set
 # is open. Aborting a waiting task is O(1): it ends at once and stays in the
-# deque as a finished handle that ``freed`` skips, so aborting n waiting tasks
-# one by one costs O(n) in all (a ``deque.remove`` each would be O(n^2)).
+# deque as a finished handle that ``freed`` skips (and that a compaction drops
+# once they outnumber the waiting ones), so aborting n waiting tasks one by one
+# costs O(n) in all (a ``deque.remove`` each would be O(n^2)).
 # ``wait_for_capacity`` waits on an Event that is set when running + waiting
 # drops below n.
 # pyright: reportPrivateUsage=false
@@ -82,8 +83,13 @@ class Slots(Generic[T]):
         assert coro is not None  # noqa: S101
         handle._coro = handle._context = None
         self.waiting -= 1
+        queue = self._queue
         if not self.waiting:
-            self._queue.clear()  # only finished handles are left in it
+            queue.clear()  # only finished handles are left in it
+        elif len(queue) > 2 * self.waiting + 64:
+            # Mostly aborted handles: drop them, so memory follows the waiting
+            # tasks. O(len) once per len/2 aborts: still O(1) per abort.
+            self._queue = deque(h for h in queue if h._coro is not None)
         engine._end_unstarted(handle, coro)
         self.notify(engine._running)
 

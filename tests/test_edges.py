@@ -347,3 +347,128 @@ async def test_a_group_of_cancellations_alone_is_a_cancelled_outcome(
         js.spawn(value_of, None)
         outcomes = [o async for o in js]
     assert sorted(o.cancelled() for o in outcomes) == [False, True]
+
+
+async def test_a_feed_ends_while_another_feed_still_waits_for_inputs() -> None:
+    """S20, liveness: a map() loop waiting on an empty set ends when its own feeder
+    runs out of inputs, even while a second feeder of the same set is still alive
+    (waiting on inputs that never come)."""
+    never_send, never_receive = anyio.create_memory_object_stream[int]()
+    release = anyio.Event()
+
+    async def inputs() -> Any:
+        yield 1
+        await release.wait()  # exhausted only once the loop waits on an empty set
+
+    got: list[object] = []
+    async with JoinSet[int](limit=4) as js:
+        other = js.map(value_of, never_receive)
+        with anyio.move_on_after(0):
+            await other.__anext__()  # starts the other feeder, which stays blocked
+        async with anyio.create_task_group() as tg:
+
+            async def loop() -> None:
+                async for item, _ in js.map(value_of, inputs()):
+                    got.append(item)
+                got.append("ended")
+
+            tg.start_soon(loop)
+            await anyio.wait_all_tasks_blocked()
+            assert got == [1]  # and the loop waits: its feeder is still alive
+            release.set()
+        await other.aclose()
+    never_send.close()
+    never_receive.close()
+    assert got == [1, "ended"]
+
+
+async def test_stopping_a_feed_closes_async_generator_inputs_inside_the_block() -> None:
+    """S20: when feeding stops (here: by leaving the block), an async generator it
+    was reading is closed before the block ends, not later by the garbage collector."""
+    events: list[str] = []
+
+    async def inputs() -> Any:
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            with anyio.CancelScope(shield=True):
+                await checkpoint()
+            events.append("inputs closed")
+
+    async with JoinSet[int](limit=2) as js:
+        feed = js.map(value_of, inputs())
+        await feed.__anext__()
+        events.append("leaving")
+    events.append("left")
+    assert events == ["leaving", "inputs closed", "left"]
+
+
+async def test_a_cancelled_shutdown_leaves_a_concurrent_one_in_charge() -> None:
+    """S9: two shutdowns at once; the first is cancelled while the second still waits:
+    a task spawned then is still aborted before it starts."""
+    release = anyio.Event()
+    ran: list[str] = []
+
+    async def stubborn() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await release.wait()
+
+    async def body() -> None:
+        ran.append("ran")  # pragma: no cover - must never run
+
+    async with JoinSet[None]() as js:
+        js.spawn(stubborn)
+        await anyio.wait_all_tasks_blocked()
+        first = anyio.CancelScope()
+
+        async def first_shutdown() -> None:
+            with first:
+                await js.shutdown()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first_shutdown)
+            tg.start_soon(js.shutdown)
+            await anyio.wait_all_tasks_blocked()
+            first.cancel()
+            await anyio.wait_all_tasks_blocked()
+            js.spawn(body)
+            release.set()
+        assert len(js) == 0
+    assert ran == []
+
+
+async def test_off_loop_spawns_refused_outside_the_block_close_a_coroutine() -> None:
+    """S3: spawn_thread/spawn_submit/spawn_process given a coroutine object outside
+    the block raise and close it (no "never awaited" warning)."""
+    async with JoinSet[int]() as js:
+        pass
+    with ThreadPoolExecutor(1) as pool:
+        for call in (
+            js.spawn_thread,
+            js.spawn_process,
+            lambda coro: js.spawn_submit(pool, coro),
+        ):
+            coro = value_of(1)
+            with pytest.raises(RuntimeError, match="closed"):
+                call(coro)
+            assert coro.cr_frame is None
+
+
+async def test_aborted_waiting_handles_do_not_pile_up() -> None:
+    """S7, S14: with one task always waiting, spawning and aborting many more keeps the
+    slot queue as small as the waiting tasks (memory follows the live tasks)."""
+    async with JoinSet[None](limit=1) as js:
+        js.spawn(anyio.sleep_forever)
+        js.spawn(anyio.sleep_forever)  # always waiting
+        for _ in range(5000):
+            js.spawn(anyio.sleep_forever).abort()
+            outcome = js.try_join_next()
+            assert outcome is not None
+            assert outcome.cancelled()
+        assert js.stats().waiting == 1
+        assert len(js._slots._queue) <= 2 * 1 + 64  # type: ignore[union-attr]
+        js.abort_all()
