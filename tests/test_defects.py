@@ -16,6 +16,7 @@ import gc
 import logging
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -149,8 +150,13 @@ async def test_defect01_waiting_joiners_get_none_when_another_takes_the_last() -
 
 # -- defect 2: native asyncio cancellation (S5) ---------------------------------------
 
+NEEDS_311 = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="asyncio.timeout and Task.uncancel() are Python 3.11+"
+)
+
 
 @pytest.mark.usefixtures("asyncio_only")
+@NEEDS_311
 async def test_defect02_native_cancel_during_the_hand_off_loses_nothing() -> None:
     """Task.cancel() of a joiner in the very step its outcome arrives: the outcome
     stays in the set (len 1), a later join_next returns it, and shutdown ends."""
@@ -192,6 +198,7 @@ async def test_defect02_native_cancel_during_the_hand_off_loses_nothing() -> Non
 
 
 @pytest.mark.usefixtures("asyncio_only")
+@NEEDS_311
 async def test_defect02_asyncio_timeout_during_the_hand_off_loses_nothing() -> None:
     """asyncio.timeout expiring in the step the outcome arrives: nothing is lost."""
     timeouts: list[asyncio.Timeout] = []
