@@ -331,8 +331,7 @@ class Engine(Generic[T]):
             del self._live[handle]
             if self._keys is not None and self._keys.get(handle._key) is handle:
                 del self._keys[handle._key]
-            if not handle._detached:
-                self._pending -= 1
+            self._pending -= 1  # just added: never detached (only older tasks are)
             coro.close()
             raise
 

@@ -107,9 +107,7 @@ class Slots(Generic[T]):
     def clear(self) -> None:
         self._queue.clear()
         self.waiting = 0
-        if self._capacity is not None:
-            self._capacity.set()
-            self._capacity = None
+        self.notify(0)  # no producer keeps waiting on a closed set
 
     async def wait_room(self, engine: Engine[T]) -> None:
         """Wait until running + waiting is below the limit, or the set is closing."""

@@ -472,3 +472,65 @@ async def test_aborted_waiting_handles_do_not_pile_up() -> None:
         assert js.stats().waiting == 1
         assert len(js._slots._queue) <= 2 * 1 + 64  # type: ignore[union-attr]
         js.abort_all()
+
+
+async def test_leaving_the_block_while_another_task_shuts_the_set_down() -> None:
+    """S9, S13: a shutdown still waiting when the block is left ends with the block;
+    the set is closed afterwards, not put back to open."""
+    release = anyio.Event()
+    shutdown_ended = anyio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        async with JoinSet[None]() as js:
+            js.spawn(stubborn)
+            await anyio.wait_all_tasks_blocked()
+
+            async def shut_down() -> None:
+                await js.shutdown()
+                shutdown_ended.set()
+
+            async def release_later() -> None:
+                await anyio.wait_all_tasks_blocked()  # the block is being left
+                release.set()
+
+            tg.start_soon(shut_down)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(release_later)
+        await shutdown_ended.wait()
+    assert "closed" in repr(js)
+    with pytest.raises(RuntimeError, match="closed"):
+        js.spawn(value_of, 1)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mock-clock")],
+)
+async def test_a_waiter_behind_the_head_of_the_rate_queue_leaves_quietly() -> None:
+    """S18: aborting a task that waits behind others for its rate turn leaves the
+    order of the others and their start times as they were (virtual time)."""
+    t0 = anyio.current_time()
+    started: dict[str, float] = {}
+
+    async def record(name: str) -> None:
+        started[name] = anyio.current_time() - t0
+
+    async with JoinSet[None](rate=(1, 1.0)) as js:
+        js.spawn(record, "first")
+        await anyio.wait_all_tasks_blocked()  # it took the turn at 0
+        js.spawn(record, "second")
+        await anyio.wait_all_tasks_blocked()  # head of the queue, due at 1
+        third = js.spawn(record, "third")
+        await anyio.wait_all_tasks_blocked()
+        js.spawn(record, "fourth")
+        await anyio.wait_all_tasks_blocked()
+        third.abort()  # behind the head: leaves without waking anyone
+        assert len([o async for o in js]) == 4
+    assert started == pytest.approx({"first": 0.0, "second": 1.0, "fourth": 2.0})
