@@ -24,6 +24,7 @@ __all__ = [
     "consume_randomly",
     "fail_with",
     "forever",
+    "unwind_after",
     "value_of",
 ]
 
@@ -57,6 +58,15 @@ async def fail_with(exc: BaseException) -> None:
     """Raise ``exc`` after one checkpoint."""
     await anyio.lowlevel.checkpoint()
     raise exc
+
+
+async def unwind_after(release: anyio.Event) -> None:
+    """Wait until cancelled, then take until ``release`` to unwind (shielded)."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await release.wait()
 
 
 async def forever() -> None:

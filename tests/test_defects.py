@@ -29,7 +29,15 @@ from trio.testing import MockClock
 
 from anyio_joinset import JoinMap, JoinSet, Outcome
 from anyio_joinset.backends import BACKENDS
-from helpers import BaseExceptionGroup, ExceptionGroup, Gate, fail_with, forever, value_of
+from helpers import (
+    BaseExceptionGroup,
+    ExceptionGroup,
+    Gate,
+    fail_with,
+    forever,
+    unwind_after,
+    value_of,
+)
 
 # -- helpers ---------------------------------------------------------------------
 
@@ -474,7 +482,7 @@ async def test_defect06_first_success_cancelled_while_draining_keeps_the_winner(
         return "never"  # pragma: no cover
 
     async with JoinSet[str]() as js:
-        js.spawn(stubborn)
+        js.spawn(unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         js.spawn(value_of, "winner")
         with anyio.CancelScope() as scope:
@@ -631,17 +639,9 @@ async def test_defect08_cancelled_shutdown_leaves_keys_consistent() -> None:
     the outcomes still in the map, so a `while len(jm)` loop ends."""
     release = anyio.Event()
 
-    async def stubborn() -> str:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-        return "stubborn"  # pragma: no cover
-
     taken: list[str] = []
     async with JoinMap[str, object]() as jm:
-        jm.spawn("stubborn", stubborn)
+        jm.spawn("stubborn", unwind_after, release)
         for key in "abc":
             jm.spawn(key, forever)
         await anyio.wait_all_tasks_blocked()
@@ -710,16 +710,9 @@ async def test_defect08_joiner_waiting_when_the_last_key_is_taken_gets_none_at_o
     """S16: no wait for a replaced task that is still unwinding."""
     release = anyio.Event()
 
-    async def stubborn() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-
     got: list[object] = []
     async with JoinMap[str, object]() as jm, anyio.create_task_group() as tg:
-        jm.spawn("k", stubborn)
+        jm.spawn("k", unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         jm.spawn("k", value_of, "new")  # replaces; the old one unwinds slowly
 

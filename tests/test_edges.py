@@ -13,7 +13,7 @@ from anyio.lowlevel import checkpoint
 from trio.testing import MockClock
 
 from anyio_joinset import JoinMap, JoinSet
-from helpers import BaseExceptionGroup, Gate, value_of
+from helpers import BaseExceptionGroup, Gate, unwind_after, value_of
 
 pytestmark = pytest.mark.anyio
 
@@ -175,7 +175,7 @@ async def test_map_after_the_block_and_during_shutdown() -> None:
                     await release.wait()
             return 0  # pragma: no cover
 
-        js.spawn(stubborn)
+        js.spawn(unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         fed: list[object] = []
 
@@ -410,18 +410,11 @@ async def test_a_cancelled_shutdown_leaves_a_concurrent_one_in_charge() -> None:
     release = anyio.Event()
     ran: list[str] = []
 
-    async def stubborn() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-
     async def body() -> None:
         ran.append("ran")  # pragma: no cover - must never run
 
     async with JoinSet[None]() as js:
-        js.spawn(stubborn)
+        js.spawn(unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         first = anyio.CancelScope()
 
@@ -480,16 +473,9 @@ async def test_leaving_the_block_while_another_task_shuts_the_set_down() -> None
     release = anyio.Event()
     shutdown_ended = anyio.Event()
 
-    async def stubborn() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-
     async with anyio.create_task_group() as tg:
         async with JoinSet[None]() as js:
-            js.spawn(stubborn)
+            js.spawn(unwind_after, release)
             await anyio.wait_all_tasks_blocked()
 
             async def shut_down() -> None:

@@ -18,7 +18,7 @@ import pytest
 from trio.testing import MockClock
 
 from anyio_joinset import JoinHandle, JoinMap, JoinSet, Outcome, TaskCancelled
-from helpers import ExceptionGroup, Gate, fail_with, forever, value_of
+from helpers import ExceptionGroup, Gate, fail_with, forever, unwind_after, value_of
 
 Set = Any  # a JoinSet[object] or a JoinMap[object, object]
 
@@ -607,16 +607,9 @@ async def test_s16_replacing_a_finished_failed_task_logs_it(
 async def test_s16_joiner_waiting_for_the_last_key_gets_none_at_once() -> None:
     release = anyio.Event()
 
-    async def stubborn() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-
     got: list[object] = []
     async with JoinMap[str, object]() as jm, anyio.create_task_group() as tg:
-        jm.spawn("k", stubborn)
+        jm.spawn("k", unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         jm.spawn("k", value_of, 1)
 
