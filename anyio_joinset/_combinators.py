@@ -153,9 +153,9 @@ class _Feeding(Generic[T, I]):
         inputs: Iterable[I] | AsyncIterable[I],
         spawn: Callable[[I], object],
     ) -> None:
-        self.engine = engine
-        self.inputs = inputs
-        self.spawn = spawn
+        self.engine: Engine[T] = engine
+        self.inputs: Iterable[I] | AsyncIterable[I] = inputs
+        self.spawn: Callable[[I], object] = spawn
         self.error: BaseException | None = None
         self.task: TaskHandle[None] | None = None
 
@@ -229,6 +229,7 @@ class Feed(Generic[T, V]):
         self._started = False
 
     def __aiter__(self) -> Feed[T, V]:
+        """The iterator itself: ``async for ... in js.map(...)``."""
         return self
 
     async def __anext__(self) -> V:
