@@ -520,3 +520,50 @@ async def test_a_waiter_behind_the_head_of_the_rate_queue_leaves_quietly() -> No
         third.abort()  # behind the head: leaves without waking anyone
         assert len([o async for o in js]) == 4
     assert started == pytest.approx({"first": 0.0, "second": 1.0, "fourth": 2.0})
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mock-clock")],
+)
+async def test_two_producers_wait_for_the_same_rate_capacity() -> None:
+    """S14 with S18: two producers waiting at once both return once nobody waits for
+    a start turn and the next one is due (virtual time)."""
+    t0 = anyio.current_time()
+    returned: list[float] = []
+    async with JoinSet[None](rate=(1, 1.0)) as js:
+        for _ in range(3):
+            js.spawn(checkpoint)
+        await anyio.wait_all_tasks_blocked()
+
+        async def producer() -> None:
+            await js.wait_for_capacity()
+            returned.append(anyio.current_time() - t0)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(producer)
+            tg.start_soon(producer)
+        await js.shutdown()
+    assert returned == pytest.approx([3.0, 3.0])
+
+
+async def test_map_reads_an_async_iterator_without_aclose() -> None:
+    """S20: any async iterable feeds the set, with or without an aclose()."""
+
+    class Countdown:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __aiter__(self) -> Countdown:
+            return self
+
+        async def __anext__(self) -> int:
+            await checkpoint()
+            if not self.n:
+                raise StopAsyncIteration
+            self.n -= 1
+            return self.n
+
+    async with JoinSet[int](limit=2) as js:
+        got = sorted([item async for item, _ in js.map(value_of, Countdown(5))])  # type: ignore[type-var]
+    assert got == [0, 1, 2, 3, 4]
