@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 import anyio
@@ -270,8 +270,10 @@ class Feed(Generic[T, V]):
             task.cancel()
 
     def __del__(self) -> None:
-        # Broke out of the loop and dropped the iterator: stop taking inputs.
-        self._stop()
+        # Broke out of the loop and dropped the iterator: stop taking inputs. (If the
+        # event loop is already gone, there is nothing left to stop.)
+        with suppress(Exception):
+            self._stop()
 
 
 def feed(
