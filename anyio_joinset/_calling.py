@@ -52,6 +52,13 @@ def close_coroutines(*objs: object) -> None:
             obj.close()
 
 
+def check_flag(value: object, argument: str, where: str) -> None:
+    """A keyword flag (``fail_fast=``, ``cancellable=``...): True or False (S3)."""
+    if type(value) is not bool:
+        msg = f"{where} {argument} must be True or False, got {value!r}."
+        raise TypeError(msg)
+
+
 def check_name(name: object, where: str) -> str | None:
     """A task name: a str or None (S3)."""
     if name is not None and not isinstance(name, str):
@@ -148,12 +155,8 @@ def sync_task_name(func: object, name: object, where: str) -> str:
             f"use spawn() for it."
         )
         raise TypeError(msg)
-    if name is None:
-        return describe(func)
-    if not isinstance(name, str):
-        msg = f"{where} name must be a str or None, got {type(name).__name__}."
-        raise TypeError(msg)
-    return name
+    label = check_name(name, where)
+    return describe(func) if label is None else label
 
 
 def _unwrap_partials(func: object) -> object:

@@ -86,7 +86,9 @@ class JoinHandle(Generic[T]):
             RuntimeError: If called from another thread or event loop than the
                 set's (S2).
         """
-        self._owner._abort(self)
+        owner = self._owner
+        owner._check_thread("abort()")
+        owner._abort(self)
 
     def __repr__(self) -> str:
         if self._done:

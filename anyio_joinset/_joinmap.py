@@ -19,9 +19,9 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 from . import _combinators as combinators
-from ._calling import close_coroutines
+from ._calling import check_flag, close_coroutines
 from ._engine import Engine
-from ._joinset import JoinSetStats, _check_flag
+from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         ``ExceptionGroup`` of every failure); cancel-safe.
         """
         self._check_thread("join_all()")
-        _check_flag(fail_fast, "JoinMap.join_all() fail_fast")
+        check_flag(fail_fast, "fail_fast", "JoinMap.join_all()")
         return await combinators.join_all(self, combinators.keyed_value, fail_fast, "JoinMap")
 
     async def first_success(self) -> tuple[K, T]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 from anyio.lowlevel import checkpoint
 
 from . import _combinators as combinators
-from ._calling import CO_COROUTINE
+from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import CLOSED, OPEN
@@ -368,7 +368,7 @@ class JoinSet(Engine[T]):
                 cancelled (``TaskCancelled`` for each cancelled one).
         """
         self._check_thread("join_all()")
-        _check_flag(fail_fast, "JoinSet.join_all() fail_fast")
+        check_flag(fail_fast, "fail_fast", "JoinSet.join_all()")
         return await combinators.join_all(self, combinators.value_only, fail_fast, "JoinSet")
 
     async def first_success(self) -> T:
@@ -479,9 +479,3 @@ class JoinSet(Engine[T]):
 def _tagged(outcome: Outcome[Any]) -> tuple[Any, Outcome[Any]]:
     key = outcome._handle._key
     return (None if key is NO_KEY else key), outcome
-
-
-def _check_flag(value: object, what: str) -> None:
-    if type(value) is not bool:
-        msg = f"{what} must be True or False, got {value!r}."
-        raise TypeError(msg)

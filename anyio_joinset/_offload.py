@@ -28,7 +28,7 @@ import anyio
 from anyio import CapacityLimiter, to_process, to_thread
 from anyio.lowlevel import checkpoint, current_token
 
-from ._calling import close_coroutines, describe, sync_task_name
+from ._calling import check_flag, check_name, close_coroutines, describe, sync_task_name
 
 T = TypeVar("T")
 
@@ -108,12 +108,6 @@ async def run_in_process(func: Callable[..., T], args: tuple[Any, ...], cancella
     return await to_process.run_sync(func, *args, cancellable=cancellable)
 
 
-def _check_flag(value: object, argument: str, where: str) -> None:
-    if type(value) is not bool:
-        msg = f"{where} {argument} must be True or False, got {value!r}."
-        raise TypeError(msg)
-
-
 def thread_call(  # noqa: PLR0913, PLR0917 - spawn_thread's own arguments
     func: object,
     args: tuple[Any, ...],
@@ -124,7 +118,7 @@ def thread_call(  # noqa: PLR0913, PLR0917 - spawn_thread's own arguments
 ) -> tuple[Coroutine[Any, Any, Any], str]:
     """Check ``spawn_thread``'s arguments; return the task's coroutine and name."""
     name = sync_task_name(func, name, where)
-    _check_flag(abandon, "abandon_on_cancel", where)
+    check_flag(abandon, "abandon_on_cancel", where)
     if limiter is not None and not isinstance(limiter, CapacityLimiter):
         msg = (
             f"{where} limiter must be an anyio.CapacityLimiter or None, "
@@ -141,7 +135,7 @@ def process_call(
 ) -> tuple[Coroutine[Any, Any, Any], str]:
     """Check ``spawn_process``'s arguments; return the task's coroutine and name."""
     name = sync_task_name(func, name, where)
-    _check_flag(cancellable, "cancellable", where)
+    check_flag(cancellable, "cancellable", where)
     return run_in_process(cast("Callable[..., Any]", func), args, cast("bool", cancellable)), name
 
 
@@ -156,7 +150,8 @@ def future_call(future: object, name: str | None, where: str) -> tuple[AdoptedFu
         raise TypeError(msg)
     adopted_future: Future[Any] = future  # pyright: ignore[reportUnknownVariableType]
     adopted: AdoptedFuture[Any] = AdoptedFuture(adopted_future)
-    return adopted, type(adopted_future).__qualname__ if name is None else _check_name(name, where)
+    label = check_name(name, where)
+    return adopted, type(adopted_future).__qualname__ if label is None else label
 
 
 def submit_call(
@@ -173,10 +168,3 @@ def submit_call(
         raise TypeError(msg)
     name = sync_task_name(func, name, where)
     return submit_and_wait(executor, cast("Callable[..., Any]", func), args), name
-
-
-def _check_name(name: object, where: str) -> str:
-    if not isinstance(name, str):
-        msg = f"{where} name must be a str or None, got {type(name).__name__}."
-        raise TypeError(msg)
-    return name
