@@ -163,6 +163,31 @@ NEEDS_311 = pytest.mark.skipif(
 )
 
 
+async def hand_off_keeps_the_outcome(
+    js: JoinSet[str],
+    tg: anyio.abc.TaskGroup,
+    finisher: Callable[[], Awaitable[str]],
+    joiner: Callable[[], Awaitable[None]],
+    go: anyio.Event,
+) -> None:
+    """Run ``joiner`` until ``finisher`` (released by ``go``) cancels it natively in the
+    step its outcome arrives: the joiner ends, the outcome stays in the set (len 1), a
+    later join_next returns it, and shutdown ends (nothing is counted that cannot come
+    out)."""
+    js.spawn(finisher)
+    consumers = Consumers(tg)
+    consumers.start("joiner", joiner)
+    await anyio.wait_all_tasks_blocked()
+    go.set()
+    await consumers.assert_all_ended()
+    assert len(js) == 1
+    outcome = await js.join_next()
+    assert outcome is not None
+    assert outcome.result() == "kept"
+    await js.shutdown()
+    assert len(js) == 0
+
+
 @pytest.mark.usefixtures("asyncio_only")
 @NEEDS_311
 async def test_defect02_native_cancel_during_the_hand_off_loses_nothing() -> None:
@@ -190,19 +215,8 @@ async def test_defect02_native_cancel_during_the_hand_off_loses_nothing() -> Non
                 task.uncancel()
                 cancelled.append(True)
 
-        js.spawn(finisher)
-        consumers = Consumers(tg)
-        consumers.start("joiner", joiner)
-        await anyio.wait_all_tasks_blocked()
-        go.set()
-        await consumers.assert_all_ended()
+        await hand_off_keeps_the_outcome(js, tg, finisher, joiner, go)
         assert cancelled == [True]
-        assert len(js) == 1
-        outcome = await js.join_next()
-        assert outcome is not None
-        assert outcome.result() == "kept"
-        await js.shutdown()  # ends: nothing is counted that cannot come out
-        assert len(js) == 0
 
 
 @pytest.mark.usefixtures("asyncio_only")
@@ -227,19 +241,8 @@ async def test_defect02_asyncio_timeout_during_the_hand_off_loses_nothing() -> N
             except TimeoutError:
                 timed_out.append(True)
 
-        js.spawn(finisher)
-        consumers = Consumers(tg)
-        consumers.start("joiner", joiner)
-        await anyio.wait_all_tasks_blocked()
-        go.set()
-        await consumers.assert_all_ended()
+        await hand_off_keeps_the_outcome(js, tg, finisher, joiner, go)
         assert timed_out == [True]
-        assert len(js) == 1
-        outcome = await js.join_next()
-        assert outcome is not None
-        assert outcome.result() == "kept"
-        await js.shutdown()
-        assert len(js) == 0
 
 
 @pytest.mark.usefixtures("asyncio_only")
@@ -472,14 +475,6 @@ async def test_defect06_first_success_cancelled_while_draining_keeps_the_winner(
     """first_success took a winner and waits for a stubborn task to unwind; cancelled
     then, the winner goes back to the set (first), nothing is lost."""
     release = anyio.Event()
-
-    async def stubborn() -> str:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-        return "never"  # pragma: no cover
 
     async with JoinSet[str]() as js:
         js.spawn(unwind_after, release)

@@ -167,14 +167,6 @@ async def test_map_after_the_block_and_during_shutdown() -> None:
     async with JoinSet[int]() as js:
         release = anyio.Event()
 
-        async def stubborn() -> int:
-            try:
-                await anyio.sleep_forever()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await release.wait()
-            return 0  # pragma: no cover
-
         js.spawn(unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         fed: list[object] = []

@@ -190,16 +190,8 @@ async def test_s9_shutdown_empties_and_the_set_is_reusable(face: Face) -> None:
 async def test_s9_shutdown_cancelled_part_way_leaves_the_set_consistent(face: Face) -> None:
     release = anyio.Event()
 
-    async def stubborn() -> str:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-        return "late"  # pragma: no cover
-
     async with face.make() as s:
-        face.spawn(s, stubborn)
+        face.spawn(s, unwind_after, release)
         for _ in range(3):
             face.spawn(s, forever)
         await anyio.wait_all_tasks_blocked()

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinMap, Outcome, TaskCancelled
-from helpers import Gate, fail_with, forever, value_of
+from helpers import Gate, fail_with, forever, unwind_after, value_of
 
 
 async def test_outcomes_come_with_their_key_in_completion_order() -> None:
@@ -237,17 +237,9 @@ async def test_joiner_waiting_when_the_last_key_is_taken_gets_none_at_once() -> 
     waiting for a replaced task that is still unwinding."""
     release = anyio.Event()
 
-    async def stubborn() -> str:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await release.wait()
-        return "never"  # pragma: no cover
-
     got: list[object] = []
     async with JoinMap[str, object]() as jm:
-        jm.spawn("k", stubborn)
+        jm.spawn("k", unwind_after, release)
         await anyio.wait_all_tasks_blocked()
         jm.spawn("k", value_of, "new")  # the old one unwinds slowly
         async with anyio.create_task_group() as tg:
