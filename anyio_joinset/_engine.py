@@ -14,28 +14,43 @@
 #
 # The exactly-once hand-off
 # -------------------------
+# Outcomes travel as the design card draws it: through an AnyIO memory object
+# stream. The task wrapper records how its task ended on the task's handle (the
+# engine's per-task record) and pushes the handle into the stream with
+# ``send_nowait``; ``join_next`` takes it out with ``receive_nowait`` and only
+# then makes the public ``Outcome`` (a short-lived object, which the garbage
+# collector never has to scan). Only the stream's synchronous calls are used:
+# its waiting ``receive()`` checkpoints before it registers as a waiting
+# receiver, and a waiting receiver is handed an item inside the sender's call,
+# where a native asyncio cancellation could then lose it. The stream is
+# unbounded and no receiver ever waits on it, so ``send_nowait`` only appends.
+#
 # Invariants, enforced by the code below and checked by tests/test_explore.py:
 #
-# 1. A finished task's outcome sits in ``_ready`` (an ordered buffer) until a
-#    caller takes it, and it is only ever taken *synchronously*: by
-#    ``_pop``, with no await between taking it and returning it. So no
-#    cancellation of any kind (AnyIO, Trio, or a native asyncio
-#    ``Task.cancel()``/``asyncio.timeout``) can land between the two and lose it.
+# 1. A finished task's handle sits in the stream (or, put back by a cancelled
+#    combinator, its outcome sits in ``_front``, read first: S11) until a
+#    caller takes it, and it is only ever taken *synchronously*: by ``_pop``,
+#    with no await between taking it and returning it. So no cancellation of
+#    any kind (AnyIO, Trio, or a native asyncio ``Task.cancel()`` /
+#    ``asyncio.timeout``) can land between the two and lose it.
 # 2. ``_pending`` (== ``len``) counts tasks whose outcome has not been handed out:
-#    waiting for a slot + running + in ``_ready``. It goes down in ``_pop``, when
-#    an uncaptured BaseException ends a task, and when a JoinMap key is replaced.
+#    waiting for a slot + running + ready. ``_nready`` counts the ready ones.
+#    They go down in ``_pop``, when an uncaptured BaseException ends a task, and
+#    when a JoinMap key is replaced (the replaced task's handle may still be in
+#    the stream: it is marked detached and skipped when it comes out).
 # 3. A ``join_next`` caller waits only on a wake-up of its own (an Event in
-#    ``_waiters``), and only after checking, synchronously, that ``_ready`` is
-#    empty and ``_pending`` is not 0. Every change that could end a wait wakes
+#    ``_waiters``), and only after checking, synchronously, that nothing is
+#    ready and ``_pending`` is not 0. Every change that could end a wait wakes
 #    waiters: a new outcome wakes one; ``_pending`` reaching 0 or the block
 #    closing wakes all. A woken caller that is cancelled before it runs passes
 #    its wake-up on to the next waiter if an outcome is ready. So no caller
 #    waits while an outcome is ready or while ``len`` is 0.
 #
-# An AnyIO memory object stream (the first design) cannot keep this: its
-# ``receive()`` checkpoints before it registers as a waiting receiver, it hands
-# an item over inside the sender's call (where a native cancellation can then
-# lose it), and nothing can be put back at its front (S11).
+# Garbage collector: a finished, unjoined task costs one GC-tracked object of
+# ours (its handle); the handle holds a failure's exception (whose traceback
+# holds the wrapper's frame and so the handle) only until the outcome is handed
+# out or discarded, which breaks that cycle, so every object of a task is freed
+# by reference counting alone.
 #
 # Limit and rate
 # --------------
@@ -51,15 +66,17 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Hashable
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
 from threading import get_ident
+from traceback import format_exception_only
 from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from anyio import (
     Event,
+    create_memory_object_stream,
     create_task_group,
     current_effective_deadline,
     get_cancelled_exc_class,
@@ -77,6 +94,7 @@ from ._states import CLOSED, CLOSING, NEW, OPEN, SHUTTING
 if TYPE_CHECKING:
     from anyio import TaskHandle
     from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ._rate import StartRate
 
@@ -105,15 +123,20 @@ class Engine(Generic[T]):
         "_draining",
         "_failed",
         "_feeders",
+        "_front",
         "_host",
         "_keys",
         "_live",
         "_next_id",
+        "_nready",
         "_pending",
+        "_pull",
+        "_push",
         "_rate",
-        "_ready",
+        "_receive",
         "_room",
         "_running",
+        "_send",
         "_slots",
         "_state",
         "_tg",
@@ -125,6 +148,10 @@ class Engine(Generic[T]):
     _tg: TaskGroup
     _cancelled_exc: type[BaseException]
     _keys: dict[Any, JoinHandle[T]] | None
+    _send: MemoryObjectSendStream[JoinHandle[T]]
+    _push: Callable[[JoinHandle[T]], None]
+    _pull: Callable[[], JoinHandle[T]]
+    _receive: MemoryObjectReceiveStream[JoinHandle[T]]
 
     def __init__(self, limit: int | None, rate: object) -> None:
         face = self._face
@@ -146,7 +173,8 @@ class Engine(Generic[T]):
         self._pending = 0
         self._running = 0
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
-        self._ready: OrderedDict[JoinHandle[T], Outcome[T]] = OrderedDict()
+        self._nready = 0  # outcomes ready to hand out: in the stream or in _front
+        self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
         self._waiters: dict[Event, None] = {}
         self._room: Event | None = None  # a feeder waiting for len to drop (S20)
         # Feeders still running (S20): their consumers keep waiting on an empty set.
@@ -167,6 +195,10 @@ class Engine(Generic[T]):
         tg = create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        # Unbounded, and nobody ever waits on it: see "the exactly-once hand-off".
+        self._send, self._receive = create_memory_object_stream[JoinHandle[T]](math.inf)
+        self._push = self._send.send_nowait  # bound once: they run once per task
+        self._pull = self._receive.receive_nowait
         self._cancelled_exc = get_cancelled_exc_class()
         self._thread = get_ident()
         self._host = get_current_task().id
@@ -227,9 +259,19 @@ class Engine(Generic[T]):
         self._live.clear()
         if self._slots is not None:
             self._slots.clear()
-        ready = self._ready
-        while ready:
-            discard(ready.popitem(last=False)[1])
+        # Every outcome never handed out is dropped; its failures are logged in one
+        # record (S13), in completion order.
+        failures = [outcome for outcome in self._front if outcome._kind == FAILED]
+        self._nready -= len(self._front)
+        self._front.clear()
+        while self._nready:
+            handle = self._take()
+            if handle._kind == FAILED:
+                failures.append(Outcome(handle, FAILED, handle._payload))
+            handle._payload = None
+        self._send.close()
+        self._receive.close()
+        log_failures(failures)
         if self._keys is not None:
             self._keys.clear()
         self._wake_all()
@@ -298,25 +340,52 @@ class Engine(Generic[T]):
             raise
 
     def _add(self, coro: Coroutine[Any, Any, T], name: str, key: object) -> JoinHandle[T]:
-        """Count and start (or queue) a task whose coroutine is made (S2, S14)."""
+        """
+        Count and start (or queue) a task whose coroutine is made (S2, S14).
+
+        For a JoinMap, the key's entry is taken out first: a key whose ``__eq__``
+        raises fails here with nothing changed (S16). A start the backend refuses
+        (an asyncio task factory that raises) leaves the set as it was: the old
+        task of the key keeps running and ``stats()`` has not moved.
+        """
+        keys = self._keys
+        old: JoinHandle[T] | None = None
+        if keys is not None:
+            try:
+                old = keys.pop(key, None)
+            except BaseException:
+                coro.close()  # no "never awaited" warning
+                raise
         self._next_id += 1
         handle = JoinHandle(self, self._next_id, name, key)
         self._live[handle] = None
         self._pending += 1
-        if self._keys is not None:
-            self._replace(key, handle)
+        if keys is not None:
+            keys[key] = handle  # the new key object, even under an equal key (S16)
+        try:
+            self._launch(handle, coro)
+        except BaseException:
+            self._next_id -= 1  # refused: as if never spawned
+            if old is not None:
+                assert keys is not None  # noqa: S101
+                keys[old._key] = old
+            raise
+        if old is not None:
+            self._retire(old)
+        return handle
+
+    def _launch(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         slots = self._slots
         if self._state == SHUTTING:
             # Spawned while shutdown() waits: aborted before it starts (S9).
             handle._aborted = True
             if slots is not None and not slots.has_room(self._running):
                 self._end_unstarted(handle, coro)
-                return handle
+                return
         if slots is None or slots.has_room(self._running):
             self._start(handle, coro, None)
         else:
             slots.queue(handle, coro, copy_context())
-        return handle
 
     def _start(
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
@@ -336,17 +405,19 @@ class Engine(Generic[T]):
             raise
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], queued: bool) -> None:
-        # The task wrapper: turn however ``coro`` ends into an Outcome. No local
-        # variable holds an Outcome or an exception: a failure's traceback keeps
-        # this frame alive, and a local would close a reference cycle through it
-        # (outcome -> exception -> traceback -> frame -> outcome), leaving every
-        # failed task to the cyclic garbage collector.
+        # The task wrapper: record however ``coro`` ends on its handle (kind and
+        # value or exception) and push the handle into the stream. No local
+        # variable holds an exception past its ``except`` block: a failure's
+        # traceback keeps this frame alive, and a local would close a reference
+        # cycle through it that nothing breaks (exception -> traceback -> frame ->
+        # exception). The one through the handle is broken when the outcome is
+        # handed out or discarded.
         if handle._aborted or (queued and current_effective_deadline() == -math.inf):
             # Aborted before it started, or started from the queue into a cancelled
             # task group: its body never runs (S7, S14).
             coro.close()
             self._cancelled += 1
-            self._finish(handle, Outcome(handle, CANCELLED, None))
+            self._finish(handle, CANCELLED, None)
             return
         try:
             if self._rate is not None:
@@ -354,13 +425,13 @@ class Engine(Generic[T]):
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
-            self._finish(handle, Outcome(handle, FAILED, exc))
+            self._finish(handle, FAILED, exc)
         except BaseException as exc:
             kind = _kind_of(exc, self._cancelled_exc)
             if kind == CANCELLED:
                 coro.close()  # in case it was cancelled while waiting for its rate turn
                 self._cancelled += 1
-                self._finish(handle, Outcome(handle, CANCELLED, None))
+                self._finish(handle, CANCELLED, None)
                 if current_effective_deadline() != -math.inf:
                     # No cancel scope of ours or around us was cancelled: a native
                     # asyncio Task.cancel() of this one task. Its outcome says so;
@@ -374,7 +445,7 @@ class Engine(Generic[T]):
                 failure = cast("BaseExceptionGroup[BaseException]", exc).split(self._cancelled_exc)[
                     1
                 ]
-                self._finish(handle, Outcome(handle, FAILED, failure))
+                self._finish(handle, FAILED, failure)
                 del failure  # no local may hold an exception (see above)
                 return
             # KeyboardInterrupt & co. are not captured (S6): the task group tears
@@ -383,9 +454,9 @@ class Engine(Generic[T]):
             self._lost(handle)
             raise
         else:
-            self._finish(handle, Outcome(handle, SUCCEEDED, value))
+            self._finish(handle, SUCCEEDED, value)
 
-    def _finish(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+    def _finish(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
         # _ended and _deliver, inline: this runs once per task.
         handle._done = True
         handle._task = None
@@ -394,9 +465,13 @@ class Engine(Generic[T]):
         if self._slots is not None:
             self._slots.freed(self)
         if handle._detached or self._state == CLOSED:
-            discard(outcome)  # a replaced JoinMap task: never handed out (S16)
+            if kind == FAILED:  # a replaced JoinMap task: never handed out (S16)
+                log_failures([Outcome(handle, kind, payload)])
             return
-        self._ready[handle] = outcome
+        handle._kind = kind
+        handle._payload = payload
+        self._push(handle)
+        self._nready += 1
         if self._waiters:
             self._wake_one()
 
@@ -408,11 +483,13 @@ class Engine(Generic[T]):
         if self._slots is not None:
             self._slots.freed(self)
 
-    def _deliver(self, handle: JoinHandle[T], outcome: Outcome[T]) -> None:
+    def _deliver(self, handle: JoinHandle[T], kind: int) -> None:
+        # A task that ends without running (never FAILED): cancelled.
         if handle._detached or self._state == CLOSED:
-            discard(outcome)
             return
-        self._ready[handle] = outcome
+        handle._kind = kind
+        self._push(handle)
+        self._nready += 1
         if self._waiters:
             self._wake_one()
 
@@ -441,8 +518,27 @@ class Engine(Generic[T]):
             for event in waiters:
                 event.set()
 
+    def _take(self) -> JoinHandle[T]:
+        """The next ready handle from the stream (``_nready`` > 0, ``_front`` empty)."""
+        handle = self._pull()
+        while handle._detached:
+            # A JoinMap task replaced after it finished: already counted off (S16).
+            handle = self._pull()
+        self._nready -= 1
+        return handle
+
     def _pop(self) -> Outcome[T]:
-        outcome = self._ready.popitem(last=False)[1]
+        # Synchronous from taking to returning (invariant 1).
+        if self._front:
+            outcome = self._front.popleft()
+        else:
+            # _take, inline: this runs once per task.
+            handle = self._pull()
+            while handle._detached:
+                handle = self._pull()  # see _take
+            outcome = Outcome(handle, handle._kind, handle._payload)
+            handle._payload = None  # the outcome holds it now: no cycle is left
+        self._nready -= 1
         self._pending -= 1
         if self._room is not None:
             self._made_room()
@@ -451,7 +547,7 @@ class Engine(Generic[T]):
         if self._waiters:
             if not self._pending:
                 self._wake_all()  # nothing is left for them (S5)
-            elif self._ready:
+            elif self._nready:
                 self._wake_one()
         return outcome
 
@@ -476,7 +572,7 @@ class Engine(Generic[T]):
         try:
             await event.wait()
         except BaseException:
-            if waiters.pop(event, _MISSING) is _MISSING and self._ready and self._waiters:
+            if waiters.pop(event, _MISSING) is _MISSING and self._nready and self._waiters:
                 # Woken, then cancelled before taking anything: pass it on.
                 self._wake_one()
             raise
@@ -486,7 +582,7 @@ class Engine(Generic[T]):
         if self._thread != get_ident():
             self._check_thread("join_next()")
         await checkpoint()
-        while not self._ready:
+        while not self._nready:
             if not self._pending or self._state == CLOSED:
                 return None
             await self._wait()
@@ -495,44 +591,52 @@ class Engine(Generic[T]):
     def _try_next(self) -> Outcome[T] | None:
         if self._thread != get_ident():
             self._check_thread("try_join_next()")
-        return self._pop() if self._ready else None
+        return self._pop() if self._nready else None
 
     def _put_back(self, outcomes: list[Outcome[T]]) -> None:
         """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
-        ready = self._ready
+        front = self._front
         keys = self._keys
+        dropped: list[Outcome[T]] = []
         for outcome in reversed(outcomes):
             handle = outcome._handle
             if self._state == CLOSED or (keys is not None and handle._key in keys):
-                discard(outcome)  # the block ended, or the key has a new task meanwhile
+                # The block ended, or the key has a new task meanwhile: the newer
+                # task wins (S16 over S11).
+                dropped.append(outcome)
                 continue
-            ready[handle] = outcome
-            ready.move_to_end(handle, last=False)
+            front.appendleft(outcome)
+            self._nready += 1
             self._pending += 1
             if keys is not None:
                 keys[handle._key] = handle
-        for _ in range(min(len(ready), len(self._waiters))):
+        discard_all(reversed(dropped))
+        for _ in range(min(self._nready, len(self._waiters))):
             self._wake_one()
 
     # -- keys (S16) ------------------------------------------------------------
 
-    def _replace(self, key: Hashable, handle: JoinHandle[T]) -> None:
-        keys = self._keys
-        assert keys is not None  # noqa: S101
-        old = keys.get(key)
-        keys[key] = handle
-        if old is None:
-            return
+    def _retire(self, old: JoinHandle[T]) -> None:
+        """A JoinMap key was spawned again: its old task is replaced (S16)."""
         # The old task's outcome is never handed out: it stops counting now, so
         # len, keys() and join_next agree at once (S16).
         old._detached = True
         self._pending -= 1
         self._made_room()
-        outcome = self._ready.pop(old, None)
-        if outcome is not None:
-            discard(outcome)  # it had finished: a failure is logged (S13)
-        else:
+        if not old._done:
             self._abort(old)
+            return
+        # It had finished: its outcome is never handed out (a failure is logged,
+        # S13). Put back by a combinator, it is in _front; else its handle is in
+        # the stream, where _take skips it.
+        self._nready -= 1
+        for outcome in self._front:
+            if outcome._handle is old:
+                self._front.remove(outcome)
+                discard(outcome)
+                return
+        discard(Outcome(old, old._kind, old._payload))
+        old._payload = None
 
     # -- aborting (S7, S8) -------------------------------------------------------
 
@@ -566,7 +670,7 @@ class Engine(Generic[T]):
         coro.close()
         del self._live[handle]
         self._cancelled += 1
-        self._deliver(handle, Outcome(handle, CANCELLED, None))
+        self._deliver(handle, CANCELLED)
 
     # -- shared by the faces ----------------------------------------------------
 
@@ -574,7 +678,7 @@ class Engine(Generic[T]):
         spawned = self._next_id
         waiting = 0 if self._slots is None else self._slots.waiting
         running = self._running
-        finished = len(self._ready)
+        finished = self._nready
         joined = spawned - waiting - running - finished
         return spawned, waiting, running, finished, joined, self._failed, self._cancelled
 
@@ -612,11 +716,61 @@ def _kind_of(exc: BaseException, cancelled: type[BaseException]) -> int:
 def discard(outcome: Outcome[Any]) -> None:
     """Drop an outcome nobody will join; a failure is logged, never silent (S13)."""
     if outcome._kind == FAILED:
-        exc = outcome._payload
-        assert isinstance(exc, BaseException)  # noqa: S101
+        log_failures([outcome])
+
+
+def discard_all(outcomes: Iterable[Outcome[Any]]) -> None:
+    """Drop outcomes nobody will join; their failures are logged in one record (S13)."""
+    log_failures([outcome for outcome in outcomes if outcome._kind == FAILED])
+
+
+# At most this many tasks are listed by name in one record (the rest are counted).
+_LISTED = 20
+
+
+def log_failures(failures: list[Outcome[Any]]) -> None:
+    """
+    Log failed outcomes never joined: one WARNING record for all of them (S13).
+
+    One failure: its exception is the record's ``exc_info``, as before. Several
+    (leaving a block, a shutdown): the message counts them and names each task
+    with its exception's line, and ``exc_info`` is an ``ExceptionGroup`` of all
+    the exceptions in completion order, so a handler that wants every traceback
+    has it (Python's formatter prints the first 15 of a group).
+    """
+    if not failures:
+        return
+    if len(failures) == 1:
+        outcome = failures[0]
         logger.warning(
             "Task %r (id %d) failed and its outcome was never joined",
             outcome.name,
             outcome.id,
-            exc_info=exc,
+            exc_info=cast("Exception", outcome._payload),
         )
+        return
+    lines = [
+        f"  {outcome.name!r} (id {outcome.id}): {_exception_line(outcome._payload)}"
+        for outcome in failures[:_LISTED]
+    ]
+    if len(failures) > _LISTED:
+        lines.append(f"  ... and {len(failures) - _LISTED} more")
+    group = ExceptionGroup(
+        f"{len(failures)} failed tasks never joined",
+        [cast("Exception", outcome._payload) for outcome in failures],
+    )
+    logger.warning(
+        "%d tasks failed and their outcomes were never joined:\n%s",
+        len(failures),
+        "\n".join(lines),
+        exc_info=group,
+    )
+    del group  # no local may hold an exception
+
+
+def _exception_line(exc: object) -> str:
+    # The last line of a traceback; a broken __str__ must not break the log.
+    try:
+        return "".join(format_exception_only(cast("BaseException", exc))).strip()
+    except Exception:  # noqa: BLE001
+        return type(exc).__name__

@@ -37,8 +37,10 @@ class JoinHandle(Generic[T]):
         "_done",
         "_id",
         "_key",
+        "_kind",
         "_name",
         "_owner",
+        "_payload",
         "_task",
     )
 
@@ -55,6 +57,10 @@ class JoinHandle(Generic[T]):
         self._aborted = False
         self._detached = False  # replaced in a JoinMap: its outcome is never handed out
         self._task = None
+        # How it ended (an Outcome kind) and its value or exception, from the time
+        # it finishes until its outcome is handed out (then the Outcome holds them).
+        self._kind = -1
+        self._payload: object = None
         # Set only while the task waits for a slot (API.md S14).
         self._coro = None
         self._context = None

@@ -16,13 +16,16 @@ from collections.abc import (
     KeysView,
 )
 from concurrent.futures import Executor, Future
+from threading import get_ident
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
 from . import _combinators as combinators
-from ._calling import check_flag, close_coroutines
+from ._calling import CO_COROUTINE, check_flag, close_coroutines
 from ._engine import Engine
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
+from ._states import OPEN
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
@@ -106,7 +109,20 @@ class JoinMap(Engine[T], Generic[K, T]):
             TypeError: If ``key`` is unhashable or ``func`` does not return a
                 coroutine; nothing starts and the map is unchanged.
         """
-        _check_key(key, "JoinMap.spawn()", func)
+        try:
+            hash(key)
+        except TypeError:
+            _check_key(key, "JoinMap.spawn()", func)
+        if (
+            type(func) is FunctionType
+            and func.__code__.co_flags & CO_COROUTINE
+            and self._state == OPEN
+            and self._thread == get_ident()
+            and (name is None or type(name) is str)
+        ):
+            # The common case, a plain ``async def``, in one call less.
+            coro = func(*args)
+            return self._add(coro, coro.__qualname__ if name is None else name, key)
         return self._spawn(func, args, name, key)
 
     def spawn_thread(
@@ -248,8 +264,14 @@ class JoinMap(Engine[T], Generic[K, T]):
         return key in self._key_map
 
     def keys(self) -> KeysView[K]:
-        """A live view of the keys whose outcome has not been handed out yet."""
-        return self._key_map.keys()
+        """
+        A snapshot of the keys whose outcome has not been handed out yet (S16).
+
+        Taken at the call (a copy, O(len)), so it can be iterated while the map
+        changes, also from another thread; in insertion order, the key objects
+        as `join_next` will hand them out.
+        """
+        return dict(self._key_map).keys()
 
     # -- aborting (S7, S8, S9) -----------------------------------------------------
 
@@ -275,8 +297,11 @@ class JoinMap(Engine[T], Generic[K, T]):
         if not callable(cast("object", predicate)):
             msg = f"JoinMap.abort_matching() expects a callable predicate, got {predicate!r}."
             raise TypeError(msg)
-        for key, handle in list(self._key_map.items()):
-            if predicate(key):
+        keys = self._key_map
+        for key in list(keys):
+            # The task the key has when the predicate is asked (which may spawn).
+            handle = keys.get(key)
+            if handle is not None and predicate(key):
                 self._abort(handle)
 
     def abort_all(self) -> None:

@@ -330,7 +330,7 @@ class JoinSet(Engine[T]):
         if self._thread != get_ident():
             self._check_thread("join_next()")
         await checkpoint()
-        while not self._ready:
+        while not self._nready:
             if not self._pending or self._state == CLOSED:
                 return None
             await self._wait()

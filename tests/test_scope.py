@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinSet
-from helpers import Gate, fail_with, forever, value_of
+from helpers import ExceptionGroup, Gate, fail_with, forever, value_of
 
 
 async def test_entering_twice_raises() -> None:
@@ -168,7 +168,7 @@ async def test_timeout_around_the_block_aborts_tasks() -> None:
 
 
 async def test_unjoined_failures_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    """S13: each failure never retrieved is logged once at WARNING with exc_info."""
+    """S13: the failures never retrieved at block exit are one WARNING record, each once."""
     errors = [ValueError("one"), KeyError("two")]
     with caplog.at_level(logging.DEBUG, logger="anyio_joinset"):
         async with JoinSet[object]() as js:
@@ -178,13 +178,36 @@ async def test_unjoined_failures_are_logged_once(caplog: pytest.LogCaptureFixtur
             js.spawn(forever)  # aborted at exit: a cancellation is not a failure
             await anyio.wait_all_tasks_blocked()
     records = [r for r in caplog.records if r.name == "anyio_joinset"]
-    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
-    logged = [r.exc_info[1] for r in records if r.exc_info]
-    assert sorted(logged, key=id) == sorted(errors, key=id)  # completion order varies
-    assert sorted(r.getMessage() for r in records) == [
-        "Task 'failing-0' (id 1) failed and its outcome was never joined",
-        "Task 'failing-1' (id 2) failed and its outcome was never joined",
+    assert [r.levelno for r in records] == [logging.WARNING]
+    (record,) = records
+    assert record.exc_info is not None
+    group = record.exc_info[1]
+    assert isinstance(group, ExceptionGroup)
+    assert sorted(group.exceptions, key=id) == sorted(errors, key=id)  # completion order varies
+    lines = record.getMessage().splitlines()
+    assert lines[0] == "2 tasks failed and their outcomes were never joined:"
+    assert sorted(lines[1:]) == [
+        "  'failing-0' (id 1): ValueError: one",
+        "  'failing-1' (id 2): KeyError: 'two'",
     ]
+
+
+async def test_many_unjoined_failures_make_one_short_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S13: 100 failures left at block exit log one record naming 20 and counting the rest."""
+    with caplog.at_level(logging.DEBUG, logger="anyio_joinset"):
+        async with JoinSet[object]() as js:
+            for i in range(100):
+                js.spawn(fail_with, ValueError(i))
+            await anyio.wait_all_tasks_blocked()
+    (record,) = [r for r in caplog.records if r.name == "anyio_joinset"]
+    lines = record.getMessage().splitlines()
+    assert len(lines) == 22
+    assert lines[-1] == "  ... and 80 more"
+    assert record.exc_info is not None
+    assert len(record.exc_info[1].exceptions) == 100  # type: ignore[union-attr]
+    assert len(logging.Formatter().format(record).splitlines()) < 250
 
 
 async def test_joined_failures_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:

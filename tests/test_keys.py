@@ -1,0 +1,210 @@
+"""JoinMap's keys (API.md S16, amended 2026-12-06): key objects, raising keys, replacement."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+import anyio
+import pytest
+from helpers import fail_with, forever, value_of
+
+from anyio_joinset import JoinMap
+
+
+class Clash:
+    """A key whose hash collides with every other Clash and whose ``__eq__`` may raise."""
+
+    def __init__(self, name: str, *, raises: bool = False) -> None:
+        self.name = name
+        self.raises = raises
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        if self.raises or (isinstance(other, Clash) and other.raises):
+            msg = "cannot compare these keys"
+            raise ArithmeticError(msg)
+        return isinstance(other, Clash) and other.name == self.name
+
+
+async def wait_then_return(release: anyio.Event, value: object) -> object:
+    """Return ``value`` once ``release`` is set."""
+    await release.wait()
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagged:
+    """Equal when ``id`` is equal, whatever ``note`` says."""
+
+    id: int
+    note: str = dataclasses.field(compare=False)
+
+
+async def test_a_key_whose_eq_raises_leaves_the_map_unchanged() -> None:
+    """S16: an __eq__ that raises under a colliding hash propagates; len, stats, keys unchanged."""
+    async with JoinMap[Clash, object]() as jm:
+        first = Clash("first")
+        jm.spawn(first, forever)
+        before = (len(jm), jm.stats(), list(jm.keys()))
+        with pytest.raises(ArithmeticError, match="^cannot compare these keys$"):
+            jm.spawn(Clash("second", raises=True), value_of, 1)
+        assert (len(jm), jm.stats(), list(jm.keys())) == before
+        assert list(jm.keys())[0] is first
+        jm.abort(first)
+        pairs = [(key, outcome.cancelled()) async for key, outcome in jm]
+    assert pairs == [(first, True)]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(1, 1.0), (1, True), (Tagged(1, "old"), Tagged(1, "new"))],
+    ids=["int-float", "int-bool", "dataclass-compare-false"],
+)
+async def test_replacing_under_an_equal_key_stores_the_new_key_object(old: Any, new: Any) -> None:
+    """S16: keys() and join_next agree on the key object: the newer one (tokio-util's choice)."""
+    async with JoinMap[Any, object]() as jm:
+        jm.spawn(old, forever)
+        jm.spawn(new, value_of, "new")
+        (key,) = jm.keys()
+        assert key is new
+        pair = await jm.join_next()
+        assert pair is not None
+        assert pair[0] is new
+        assert pair[1].result() == "new"
+        assert await jm.join_next() is None
+
+
+async def test_abort_matching_aborts_the_task_a_key_had_when_asked() -> None:
+    """S16/S7: a predicate that spawns a later key again leaves that new task running."""
+    release = anyio.Event()
+    async with JoinMap[str, object]() as jm:
+        jm.spawn("a", forever)
+        jm.spawn("b", forever)
+
+        def predicate(key: str) -> bool:
+            if key == "a":
+                jm.spawn("b", release.wait)  # replaces b's task before b is asked
+                return False
+            return key == "b"
+
+        jm.abort_matching(predicate)
+        # Asked about "b" after the respawn: the new task is aborted, not the
+        # replaced one (already aborted by the replacement).
+        pair = await jm.join_next()
+        assert pair is not None
+        assert pair[0] == "b"
+        assert pair[1].cancelled()
+        assert list(jm.keys()) == ["a"]
+        jm.abort("a")
+        assert [key async for key, _ in jm] == ["a"]
+
+
+async def test_abort_matching_skips_a_key_the_predicate_respawned_itself() -> None:
+    """S16/S7: the key's task when the predicate was asked is the one aborted."""
+    got: list[object] = []
+    async with JoinMap[str, object]() as jm:
+        jm.spawn("k", forever)
+
+        def predicate(key: str) -> bool:
+            jm.spawn(key, value_of, "fresh")  # a new task for the same key
+            return True
+
+        jm.abort_matching(predicate)
+        got.extend([(key, outcome.result()) async for key, outcome in jm])
+    # The old task was replaced (its outcome never comes out); aborting the old
+    # one does not touch the fresh task.
+    assert got == [("k", "fresh")]
+
+
+async def test_keys_is_a_snapshot_readable_from_another_thread() -> None:
+    """S16/S2: iterating keys() in a worker thread while the loop spawns never raises."""
+    async with JoinMap[int, object]() as jm:
+        for i in range(200):
+            jm.spawn(i, forever)
+        snapshot = jm.keys()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    sum(1 for _ in jm.keys())
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+                    return
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for i in range(200, 3000):
+                jm.spawn(i, forever)
+                if i % 50 == 0:
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            stop.set()
+            reader.join()
+        assert errors == []
+        assert len(snapshot) == 200  # a snapshot: it does not follow later spawns
+        jm.abort_all()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_a_refused_start_keeps_the_old_task_and_the_stats() -> None:
+    """S16/S3: a task factory that raises leaves the key's old task running, stats unmoved."""
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    async with JoinMap[str, object]() as jm:
+        release = anyio.Event()
+        old = jm.spawn("k", wait_then_return, release, "old")
+        await anyio.wait_all_tasks_blocked()
+        before = (len(jm), jm.stats(), list(jm.keys()))
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            msg = "no new tasks"
+            raise OSError(msg)
+
+        loop.set_task_factory(refuse)
+        try:
+            with pytest.raises(OSError, match="^no new tasks$"):
+                jm.spawn("k", value_of, "new")
+        finally:
+            loop.set_task_factory(factory)
+        assert (len(jm), jm.stats(), list(jm.keys())) == before
+        assert not old.done()
+        release.set()
+        pairs = [(key, outcome.result()) async for key, outcome in jm]
+    assert pairs == [("k", "old")]
+
+
+async def test_a_put_back_outcome_loses_to_a_newer_task_of_its_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S16 over S11: a cancelled join_all's put-back outcome is dropped when its key has a new task."""
+    error = ValueError("old and put back")
+    with caplog.at_level(logging.WARNING, logger="anyio_joinset"):
+        async with JoinMap[str, object]() as jm:
+            jm.spawn("k", fail_with, error)
+            jm.spawn("slow", forever)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.CancelScope() as scope:
+
+                async def respawn_then_cancel() -> None:
+                    await anyio.wait_all_tasks_blocked()  # join_all holds k's outcome
+                    jm.spawn("k", value_of, "new")
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(respawn_then_cancel)
+                    await jm.join_all(fail_fast=False)
+            assert scope.cancelled_caught
+            jm.abort("slow")
+            pairs = [(key, outcome.cancelled() or outcome.result()) async for key, outcome in jm]
+    assert sorted(pairs) == [("k", "new"), ("slow", True)]
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert logged == [error]
