@@ -4,19 +4,23 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._combinators import Feed
 from ._exceptions import TaskCancelled
-from ._handle import JoinHandle
+from ._handle import JoinHandle, TaskState
 from ._joinmap import JoinMap
 from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
+from ._start import Follow, TaskStatus
 
 __all__ = [
     "Feed",
+    "Follow",
     "JoinHandle",
     "JoinMap",
     "JoinSet",
     "JoinSetStats",
     "Outcome",
     "TaskCancelled",
+    "TaskState",
+    "TaskStatus",
 ]
 
 try:
@@ -26,6 +30,17 @@ except PackageNotFoundError:  # pragma: no cover - imported from a source tree, 
 del version, PackageNotFoundError
 
 # Show the public path in tracebacks, reprs and docs (as trio and httpx do).
-for _obj in (Feed, JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled):
+for _obj in (
+    Feed,
+    Follow,
+    JoinHandle,
+    JoinMap,
+    JoinSet,
+    JoinSetStats,
+    Outcome,
+    TaskCancelled,
+    TaskState,
+    TaskStatus,
+):
     _obj.__module__ = "anyio_joinset"
 del _obj

@@ -297,6 +297,11 @@ def feed(
     return Feed(feeding, present)
 
 
+def outcome_only(outcome: Outcome[T]) -> Outcome[T]:
+    """A JoinSet's view of an outcome: the outcome itself."""
+    return outcome
+
+
 def value_only(outcome: Outcome[T]) -> T:
     """A JoinSet's join_all/first_success view of a successful outcome."""
     return outcome.result()

@@ -87,7 +87,15 @@ from anyio.lowlevel import checkpoint
 from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, task_name
 from ._handle import JoinHandle
 from ._limit import Slots
-from ._outcome import CANCELLED, FAILED, SUCCEEDED, Outcome
+from ._outcome import (
+    CANCELLED,
+    FAILED,
+    HANDED_OUT,
+    RATE_TURN,
+    SUCCEEDED,
+    UNFINISHED,
+    Outcome,
+)
 from ._rate import parse_rate
 from ._states import CLOSED, CLOSING, NEW, OPEN, SHUTTING
 
@@ -97,6 +105,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ._rate import StartRate
+    from ._start import TaskStatus
 
     if sys.version_info >= (3, 11):
         from typing import Self
@@ -142,6 +151,7 @@ class Engine(Generic[T]):
         "_tg",
         "_thread",
         "_waiters",
+        "_watched",
     )
 
     _face = "JoinSet"  # the public class name, for messages
@@ -176,6 +186,7 @@ class Engine(Generic[T]):
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
         self._waiters: dict[Event, None] = {}
+        self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
         self._room: Event | None = None  # a feeder waiting for len to drop (S20)
         # Feeders still running (S20): their consumers keep waiting on an empty set.
         self._feeders: dict[TaskHandle[None], None] = {}
@@ -266,6 +277,7 @@ class Engine(Generic[T]):
         self._front.clear()
         while self._nready:
             handle = self._take()
+            handle._detached = True  # its outcome was never kept (S23)
             if handle._kind == FAILED:
                 failures.append(Outcome(handle, FAILED, handle._payload))
             handle._payload = None
@@ -339,7 +351,13 @@ class Engine(Generic[T]):
             close_coroutines(*args)  # passed by mistake: no "never awaited" warning
             raise
 
-    def _add(self, coro: Coroutine[Any, Any, T], name: str, key: object) -> JoinHandle[T]:
+    def _add(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str,
+        key: object,
+        status: TaskStatus[Any] | None = None,
+    ) -> JoinHandle[T]:
         """
         Count and start (or queue) a task whose coroutine is made (S2, S14).
 
@@ -347,10 +365,14 @@ class Engine(Generic[T]):
         raises fails here with nothing changed (S16). A start the backend refuses
         (an asyncio task factory that raises) leaves the set as it was: the old
         task of the key keeps running and ``stats()`` has not moved.
+
+        A task made by ``start()`` (``status`` given) is not in the set until it
+        calls ``task_status.started()`` (S21): until then it is detached, not
+        counted in ``len`` and not under its key.
         """
         keys = self._keys
         old: JoinHandle[T] | None = None
-        if keys is not None:
+        if keys is not None and status is None:
             try:
                 old = keys.pop(key, None)
             except BaseException:
@@ -359,9 +381,14 @@ class Engine(Generic[T]):
         self._next_id += 1
         handle = JoinHandle(self, self._next_id, name, key)
         self._live[handle] = None
-        self._pending += 1
-        if keys is not None:
-            keys[key] = handle  # the new key object, even under an equal key (S16)
+        if status is None:
+            self._pending += 1
+            if keys is not None:
+                keys[key] = handle  # the new key object, even under an equal key (S16)
+        else:
+            handle._detached = True
+            handle._status = status
+            status._handle = handle
         try:
             self._launch(handle, coro)
         except BaseException:
@@ -421,7 +448,9 @@ class Engine(Generic[T]):
             return
         try:
             if self._rate is not None:
+                handle._kind = RATE_TURN
                 await self._rate.wait_turn()
+                handle._kind = UNFINISHED
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
@@ -465,8 +494,7 @@ class Engine(Generic[T]):
         if self._slots is not None:
             self._slots.freed(self)
         if handle._detached or self._state == CLOSED:
-            if kind == FAILED:  # a replaced JoinMap task: never handed out (S16)
-                log_failures([Outcome(handle, kind, payload)])
+            self._unclaimed(handle, kind, payload)
             return
         handle._kind = kind
         handle._payload = payload
@@ -474,6 +502,8 @@ class Engine(Generic[T]):
         self._nready += 1
         if self._waiters:
             self._wake_one()
+        if self._watched:
+            self._notify(handle)
 
     def _ended(self, handle: JoinHandle[T]) -> None:
         handle._done = True
@@ -483,18 +513,44 @@ class Engine(Generic[T]):
         if self._slots is not None:
             self._slots.freed(self)
 
+    def _unclaimed(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
+        """A task whose outcome nobody in the set will take has ended."""
+        handle._kind = kind
+        status = handle._status
+        if status is not None and status._waiting():
+            status._ended(kind, payload)  # start() raises it (S21)
+        elif kind == FAILED:
+            # Replaced (S16), detached (S22), or after the block: logged (S13).
+            log_failures([Outcome(handle, kind, payload)])
+        if self._watched:
+            self._notify(handle)
+
+    def _notify(self, handle: JoinHandle[T]) -> None:
+        """Wake the callers of ``handle.wait()`` (S23)."""
+        event = self._watched.pop(handle, None)
+        if event is not None:
+            event.set()
+
     def _deliver(self, handle: JoinHandle[T], kind: int) -> None:
         # A task that ends without running (never FAILED): cancelled.
         if handle._detached or self._state == CLOSED:
+            self._unclaimed(handle, kind, None)
             return
         handle._kind = kind
         self._push(handle)
         self._nready += 1
         if self._waiters:
             self._wake_one()
+        if self._watched:
+            self._notify(handle)
 
     def _lost(self, handle: JoinHandle[T]) -> None:
         self._ended(handle)
+        status = handle._status
+        if status is not None and status._waiting():
+            status._ended(-1, None)  # start() must not wait for it
+        if self._watched:
+            self._notify(handle)
         if not handle._detached and self._state != CLOSED:
             self._pending -= 1
             self._made_room()
@@ -531,6 +587,7 @@ class Engine(Generic[T]):
         # Synchronous from taking to returning (invariant 1).
         if self._front:
             outcome = self._front.popleft()
+            outcome._handle._kind = HANDED_OUT
         else:
             # _take, inline: this runs once per task.
             handle = self._pull()
@@ -538,6 +595,7 @@ class Engine(Generic[T]):
                 handle = self._pull()  # see _take
             outcome = Outcome(handle, handle._kind, handle._payload)
             handle._payload = None  # the outcome holds it now: no cycle is left
+            handle._kind = HANDED_OUT
         self._nready -= 1
         self._pending -= 1
         if self._room is not None:
@@ -606,6 +664,7 @@ class Engine(Generic[T]):
                 dropped.append(outcome)
                 continue
             front.appendleft(outcome)
+            handle._kind = outcome._kind  # finished again, not handed out
             self._nready += 1
             self._pending += 1
             if keys is not None:
@@ -620,11 +679,61 @@ class Engine(Generic[T]):
         """A JoinMap key was spawned again: its old task is replaced (S16)."""
         # The old task's outcome is never handed out: it stops counting now, so
         # len, keys() and join_next agree at once (S16).
+        self._drop(old)
+        self._abort(old)
+
+    def _adopt(self, handle: JoinHandle[T]) -> None:
+        """A task made by ``start()`` called ``started()``: it joins the set (S21)."""
+        handle._detached = False
+        self._pending += 1
+        keys = self._keys
+        if keys is not None:
+            key = handle._key
+            old = keys.pop(key, None)
+            keys[key] = handle  # its key's old task, if any, is replaced only now
+            if old is not None:
+                self._retire(old)
+
+    def _detach_all(self) -> None:
+        """Detach every task and drop every ready outcome: ``len`` is 0 (S22)."""
+        for handle in list(self._live):
+            self._detach(handle)
+        failures = [outcome for outcome in self._front if outcome._kind == FAILED]
+        for outcome in self._front:
+            outcome._handle._detached = True
+        self._pending -= len(self._front)
+        self._nready -= len(self._front)
+        self._front.clear()
+        while self._nready:
+            handle = self._take()
+            handle._detached = True
+            if handle._kind == FAILED:
+                failures.append(Outcome(handle, FAILED, handle._payload))
+            handle._payload = None
+            self._pending -= 1
+        log_failures(failures)
+        if self._keys is not None:
+            self._keys.clear()
+        self._made_room()
+        self._wake_all()
+
+    def _detach(self, handle: JoinHandle[T]) -> None:
+        """Keep the task running, but never its outcome (S22)."""
+        if handle._detached or handle._kind == HANDED_OUT:
+            return
+        keys = self._keys
+        if keys is not None and keys.get(handle._key) is handle:
+            del keys[handle._key]
+        self._drop(handle)
+        if not self._pending:
+            self._wake_all()  # nothing is left for a join_next (S5)
+
+    def _drop(self, old: JoinHandle[T]) -> None:
+        """Count off a task whose outcome will never be handed out."""
         old._detached = True
         self._pending -= 1
         self._made_room()
         if not old._done:
-            self._abort(old)
             return
         # It had finished: its outcome is never handed out (a failure is logged,
         # S13). Put back by a combinator, it is in _front; else its handle is in

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Coroutine
 from contextvars import Context
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from ._outcome import HANDED_OUT, RATE_TURN
+from ._start import wait
 
 if TYPE_CHECKING:
     from anyio import TaskHandle
 
     from ._engine import Engine
+    from ._start import TaskStatus
 
 T = TypeVar("T")
 
@@ -41,6 +46,7 @@ class JoinHandle(Generic[T]):
         "_name",
         "_owner",
         "_payload",
+        "_status",
         "_task",
     )
 
@@ -59,8 +65,9 @@ class JoinHandle(Generic[T]):
         self._task = None
         # How it ended (an Outcome kind) and its value or exception, from the time
         # it finishes until its outcome is handed out (then the Outcome holds them).
-        self._kind = -1
+        self._kind = -1  # UNFINISHED
         self._payload: object = None
+        self._status: TaskStatus[Any] | None = None  # made by start() (S21)
         # Set only while the task waits for a slot (API.md S14).
         self._coro = None
         self._context = None
@@ -96,13 +103,101 @@ class JoinHandle(Generic[T]):
         owner._check_thread("abort()")
         owner._abort(self)
 
-    def __repr__(self) -> str:
+    @property
+    def aborted(self) -> bool:
+        """``True`` once the task was aborted (by `abort`, ``abort_all``, a shutdown...)."""
+        return self._aborted
+
+    @property
+    def state(self) -> TaskState:
+        """
+        Where the task is in its life (S23): a snapshot, cheap, never a checkpoint.
+
+        `TaskState.WAITING` for a slot under ``limit``, `TaskState.RATE_TURN`
+        waiting for its start turn under ``rate``, `TaskState.RUNNING`,
+        `TaskState.FINISHED` (its outcome not handed out yet),
+        `TaskState.HANDED_OUT`, or `TaskState.DETACHED` (finished, and its outcome
+        never kept: `detach`, or a JoinMap task replaced under its key). An
+        aborted task that has not finished is `TaskState.RUNNING` (unwinding) or
+        `TaskState.WAITING` with `aborted` true.
+        """
+        kind = self._kind
+        if kind == HANDED_OUT:
+            return TaskState.HANDED_OUT
         if self._done:
-            state = "done"
-        elif self._aborted:
-            state = "aborting"
-        elif self._task is None:
-            state = "waiting"
-        else:
-            state = "running"
+            return TaskState.DETACHED if self._detached else TaskState.FINISHED
+        if kind == RATE_TURN:
+            return TaskState.RATE_TURN
+        return TaskState.RUNNING if self._task is not None else TaskState.WAITING
+
+    @property
+    def start_value(self) -> object:
+        """
+        The value the task passed to ``task_status.started()`` (S21).
+
+        Raises:
+            RuntimeError: If the task was not made by ``start()``, or has not
+                called ``started()``.
+        """
+        status = self._status
+        if status is None or not status._is_started():
+            msg = (
+                f"Task {self._name!r} (id {self._id}) has no start value: only a task "
+                f"made by start() has one, once it called task_status.started()."
+            )
+            raise RuntimeError(msg)
+        return status._value
+
+    async def wait(self) -> None:
+        """
+        Wait until the task has finished, however it ends (S23); a checkpoint.
+
+        It does not take the outcome: that still comes through the set, exactly
+        once (so a handle can be awaited by many and still joined by one).
+
+        Raises:
+            RuntimeError: If called from another thread or event loop (S2).
+        """
+        await wait(self)
+
+    def detach(self) -> None:
+        """
+        Let the task run on its own: its outcome will never be kept (S22).
+
+        Like tokio's ``JoinSet::detach_all`` for one task: it leaves ``len`` (and a
+        JoinMap's keys) at once, keeps running, is still aborted when the block
+        is left, and its outcome is dropped when it ends; a failure is logged at
+        WARNING on the ``anyio_joinset`` logger (S13), never silent. A finished
+        task's outcome still in the set is dropped now. Does nothing once its
+        outcome was handed out.
+
+        Raises:
+            RuntimeError: If called from another thread or event loop (S2).
+        """
+        owner = self._owner
+        owner._check_thread("detach()")
+        owner._detach(self)
+
+    def __repr__(self) -> str:
+        state = self.state.name.lower()
+        if self._aborted and not self._done:
+            state += " aborted"
         return f"<JoinHandle id={self._id} name={self._name!r} {state}>"
+
+
+@final
+class TaskState(Enum):
+    """Where a task is in its life: `JoinHandle.state` (S23)."""
+
+    WAITING = "waiting"
+    """Waiting for a slot under ``limit`` (S14)."""
+    RATE_TURN = "rate turn"
+    """Started, waiting for its start turn under ``rate`` before its body (S18)."""
+    RUNNING = "running"
+    """Running (or, aborted, unwinding)."""
+    FINISHED = "finished"
+    """Finished; its outcome is in the set, not handed out yet."""
+    HANDED_OUT = "handed out"
+    """Finished, and its outcome was handed out."""
+    DETACHED = "detached"
+    """Finished, and its outcome was never kept (detached or replaced)."""

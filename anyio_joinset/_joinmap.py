@@ -18,9 +18,10 @@ from collections.abc import (
 from concurrent.futures import Executor, Future
 from threading import get_ident
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
 
 from . import _combinators as combinators
+from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, close_coroutines
 from ._engine import Engine
 from ._joinset import JoinSetStats
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._combinators import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
+    from ._start import Follow
 
     if sys.version_info >= (3, 11):
         from typing import TypeVarTuple, Unpack
@@ -124,6 +126,58 @@ class JoinMap(Engine[T], Generic[K, T]):
             coro = func(*args)
             return self._add(coro, coro.__qualname__ if name is None else name, key)
         return self._spawn(func, args, name, key)
+
+    @overload
+    async def start(
+        self,
+        key: K,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: Literal[False] = False,
+    ) -> Any: ...  # noqa: ANN401 - as AnyIO's TaskGroup.start: the start value is untyped
+
+    @overload
+    async def start(
+        self,
+        key: K,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: Literal[True],
+    ) -> JoinHandle[T]: ...
+
+    async def start(
+        self,
+        key: K,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: bool = False,
+    ) -> Any:
+        """
+        Start ``func(*args, task_status=...)`` as ``key``'s task; wait until it is ready.
+
+        As `JoinSet.start` (S21). The task takes ``key`` when it calls
+        ``task_status.started()``: only then is the key's old task, if any,
+        replaced (S16), so a worker restarted under its key keeps the old one
+        running until the new one is ready. If the new task ends before
+        ``started()``, the old one is untouched.
+        """
+        _check_key(key, "JoinMap.start()", func)
+        return await starting.start(self, func, args, name, key, return_handle)
+
+    def follow(self) -> Follow[T, tuple[K, Outcome[T]]]:
+        """``(key, outcome)`` pairs as tasks finish, for the life of the block (S22)."""
+        return starting.follow(self, combinators.tagged)
+
+    def detach_all(self) -> None:
+        """Detach every task and forget every key: ``len`` is 0 (S22), as `JoinSet.detach_all`."""
+        self._check_thread("detach_all()")
+        self._detach_all()
 
     def spawn_thread(
         self,

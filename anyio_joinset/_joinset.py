@@ -9,11 +9,12 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from threading import get_ident
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, final, overload
 
 from anyio.lowlevel import checkpoint
 
 from . import _combinators as combinators
+from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
 from ._offload import future_call, process_call, submit_call, thread_call
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ._combinators import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
+    from ._start import Follow
 
     if sys.version_info >= (3, 11):
         from typing import TypeVarTuple, Unpack
@@ -139,6 +141,97 @@ class JoinSet(Engine[T]):
             coro = func(*args)
             return self._add(coro, coro.__qualname__ if name is None else name, NO_KEY)
         return self._spawn(func, args, name, NO_KEY)
+
+    @overload
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: Literal[False] = False,
+    ) -> Any: ...  # noqa: ANN401 - as AnyIO's TaskGroup.start: the start value is untyped
+
+    @overload
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: Literal[True],
+    ) -> JoinHandle[T]: ...
+
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: object,
+        name: str | None = None,
+        return_handle: bool = False,
+    ) -> Any:
+        """
+        Start ``func(*args, task_status=...)`` and wait until it is ready (S21).
+
+        ``TaskGroup.start`` for a set, with AnyIO's and Trio's ``task_status``
+        protocol: the task calls ``task_status.started(value)`` once it is ready
+        (a server once it listens), and ``start()`` returns ``value``. From then
+        on the task is in the set like any other and its outcome comes through
+        `join_next` exactly once. Until then it is not in the set (not in
+        ``len``), so nothing it does before ``started()`` reaches a `join_next`.
+        Under ``limit`` and ``rate`` it waits for its slot and turn first. A
+        checkpoint.
+
+        Args:
+            func: An async function that takes a ``task_status`` keyword argument.
+            *args: Positional arguments for ``func``.
+            name: The task's name; defaults to the function's qualified name.
+            return_handle: Return the task's `JoinHandle` (its
+                `JoinHandle.start_value` holds the value) instead of the value.
+
+        Returns:
+            The value passed to ``task_status.started()`` (``None`` by default),
+            or the handle with ``return_handle=True``.
+
+        Raises:
+            Exception: The task's own exception, if it failed before ``started()``.
+            TaskCancelled: If it was aborted before ``started()``.
+            RuntimeError: If it returned without calling ``started()``, or the set
+                is not open, or if called from another thread or event loop.
+            TypeError: As `spawn` (S3).
+
+        If ``start()`` itself is cancelled while it waits, the task is aborted and
+        never joins the set (a failure it ends with is logged, S13).
+        """
+        return await starting.start(self, func, args, name, NO_KEY, return_handle)
+
+    def follow(self) -> Follow[T, Outcome[T]]:
+        """
+        Outcomes as they finish, for the life of the block (S22).
+
+        ``async for outcome in js.follow()`` is ``async for outcome in js`` for a
+        long-lived set (a server's handlers): an empty set does not end it, it
+        waits for the next task to finish; it ends once the set's block is being
+        left and every outcome was taken. Cancel-safe, as `join_next`. Run it in
+        a task group that encloses the set (it then ends by itself when the block
+        is left), or cancel it to stop earlier: no outcome is lost.
+
+        Raises:
+            RuntimeError: If the set is not open, or if called from another thread
+                or event loop.
+        """
+        return starting.follow(self, combinators.outcome_only)
+
+    def detach_all(self) -> None:
+        """
+        Detach every task, as tokio's ``JoinSet::detach_all`` (S22).
+
+        Every task keeps running on its own (still aborted when the block is
+        left); outcomes ready now are dropped (failures logged, S13); ``len`` is 0.
+        Never waits, not a checkpoint.
+        """
+        self._check_thread("detach_all()")
+        self._detach_all()
 
     def spawn_thread(
         self,

@@ -14,6 +14,11 @@ T = TypeVar("T")
 SUCCEEDED = 0
 FAILED = 1
 CANCELLED = 2
+# A handle's ``_kind`` before and after: not finished, waiting for its rate turn
+# (S18), and handed out (its Outcome holds the rest).
+UNFINISHED = -1
+RATE_TURN = -2
+HANDED_OUT = 3
 
 
 @final

@@ -259,6 +259,6 @@ async def test_repr() -> None:
         assert repr(first) == "<JoinHandle id=1 name='a' running>"
         assert repr(second) == "<JoinHandle id=2 name='b' waiting>"
         first.abort()
-        assert repr(first) == "<JoinHandle id=1 name='a' aborting>"
+        assert repr(first) == "<JoinHandle id=1 name='a' running aborted>"
     assert repr(js) == "<JoinSet closed len=0 running=0 waiting=0 limit=1>"
-    assert repr(first) == "<JoinHandle id=1 name='a' done>"
+    assert repr(first) == "<JoinHandle id=1 name='a' detached>"
