@@ -207,7 +207,8 @@ async def test_follow_waits_on_an_empty_set_and_ends_when_the_block_is_left() ->
         async with JoinSet[object]() as js:
 
             async def reaper() -> None:
-                seen.extend([outcome.result() async for outcome in js.follow()])
+                async for outcome in js.follow():
+                    seen.append(outcome.result())  # noqa: PERF401 - seen as they come
                 ended.set()
 
             tg.start_soon(reaper)
