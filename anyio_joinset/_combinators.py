@@ -17,7 +17,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._calling import check_map_func
-from ._engine import Engine, discard
+from ._engine import Engine, discard, discard_all
 from ._outcome import SUCCEEDED, Outcome
 from ._states import OPEN, SHUTTING
 
@@ -107,11 +107,18 @@ async def join_all(
     if not failed:
         return [present(outcome) for outcome in taken]
     if fail_fast:
-        for outcome in failed[1:]:
-            discard(outcome)  # drained after the first failure, never retrieved (S13)
-        raise failed[0]._failure()
-    msg = f"{len(failed)} of the {face}'s {len(taken)} tasks failed or were cancelled"
-    raise ExceptionGroup(msg, [outcome._failure() for outcome in failed])
+        discard_all(failed[1:])  # drained after the first failure, never retrieved (S13)
+        error: BaseException = failed[0]._failure()
+    else:
+        msg = f"{len(failed)} of the {face}'s {len(taken)} tasks failed or were cancelled"
+        error = ExceptionGroup(msg, [outcome._failure() for outcome in failed])
+    # The traceback keeps this frame: it must hold neither the outcomes (and so
+    # the values taken) nor the error, or they would live on in a cycle.
+    del taken, failed, outcome
+    try:
+        raise error
+    finally:
+        del error
 
 
 async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], face: str) -> V:
@@ -123,22 +130,26 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
             taken.append(outcome)
             if outcome._kind == SUCCEEDED:
                 winner = outcome
-                drained: list[Outcome[T]] = []
-                await _drain(engine, drained)
-                taken.extend(drained)
+                # Straight into taken: cancelled while draining, the losers go
+                # back too (S19 with S11), failures included.
+                await _drain(engine, taken)
                 break
     except BaseException:
         engine._put_back(taken)
         raise
     if winner is not None:
-        for outcome in taken[taken.index(winner) + 1 :]:
-            discard(outcome)
+        discard_all(taken[taken.index(winner) + 1 :])
         return present(winner)
     if not taken:
         msg = f"This {face} has no tasks; spawn some before first_success()."
         raise LookupError(msg)
     msg = f"no task of the {face} succeeded"
-    raise ExceptionGroup(msg, [outcome._failure() for outcome in taken])
+    error = ExceptionGroup(msg, [outcome._failure() for outcome in taken])
+    del taken, outcome  # as in join_all: no cycle through the traceback
+    try:
+        raise error
+    finally:
+        del error
 
 
 @final

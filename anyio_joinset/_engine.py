@@ -100,7 +100,7 @@ from ._rate import parse_rate
 from ._states import CLOSED, CLOSING, NEW, OPEN, SHUTTING
 
 if TYPE_CHECKING:
-    from anyio import TaskHandle
+    from anyio import CancelScope, TaskHandle
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -754,9 +754,14 @@ class Engine(Generic[T]):
         if handle._done or handle._aborted:
             return
         handle._aborted = True
-        task = handle._task
-        if task is not None:
-            task.cancel()
+        if handle._task is not None:
+            # Cancel the task's own scope with no frame on this call stack holding
+            # its TaskHandle: on Trio the Cancelled's traceback keeps the frames of
+            # the call that cancelled it, and the TaskHandle keeps that Cancelled,
+            # so a frame holding the TaskHandle (a local here, or TaskHandle.cancel's
+            # ``self``) would make a reference cycle of every aborted task.
+            scope = _task_scope(handle._task)
+            scope.cancel()
         else:  # not started: it waits for a slot (S14)
             slots = self._slots
             assert slots is not None  # noqa: S101
@@ -802,6 +807,11 @@ class Engine(Generic[T]):
 
     def _state_name(self) -> str:
         return ("new", "open", "shutting down", "closing", "closed")[self._state]
+
+
+def _task_scope(task: TaskHandle[None]) -> CancelScope:
+    """The cancel scope of an AnyIO task (``TaskHandle.cancel`` cancels it too)."""
+    return task._cancel_scope
 
 
 def _kind_of(exc: BaseException, cancelled: type[BaseException]) -> int:

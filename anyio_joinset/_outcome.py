@@ -69,7 +69,12 @@ class Outcome(Generic[T]):
         """
         if self._kind == SUCCEEDED:
             return cast("T", self._payload)
-        raise self._failure()
+        try:
+            raise self._failure()
+        finally:
+            # The traceback keeps this frame: without ``self`` it cannot hold the
+            # outcome, which holds the exception (concurrent.futures does the same).
+            del self
 
     def exception(self) -> BaseException | None:
         """
@@ -82,7 +87,10 @@ class Outcome(Generic[T]):
             return None
         if self._kind == FAILED:
             return cast("Exception", self._payload)
-        raise self._failure()
+        try:
+            raise self._failure()
+        finally:
+            del self  # as in result()
 
     def _failure(self) -> Exception:
         # What result() raises for a task that did not succeed: its own exception

@@ -21,7 +21,8 @@ def test_all_is_sorted_and_complete() -> None:
     assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
     assert set(anyio_joinset.__all__) == public
     assert public == {
-        "Feed", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome", "TaskCancelled",
+        "Feed", "Follow", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome",
+        "TaskCancelled", "TaskState", "TaskStatus",
     }  # fmt: skip
 
 

@@ -1,0 +1,213 @@
+"""Cancellation paths of issue 14 (S7, S11, S19) and reference cycles of issues 14/17."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import weakref
+from collections.abc import Generator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from anyio_joinset import JoinMap, JoinSet, TaskCancelled
+from helpers import ExceptionGroup, forever, unwind_after, value_of
+
+
+async def test_first_success_cancelled_while_draining_puts_every_loser_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S19/S11: cancelled during its drain, first_success loses nothing it drained."""
+    release = anyio.Event()
+    error = ValueError("raised while the drain aborted it")
+
+    async def fails_when_aborted() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise error
+
+    with caplog.at_level(logging.WARNING, logger="anyio_joinset"):
+        async with JoinSet[str]() as js:
+            js.spawn(unwind_after, release)
+            js.spawn(fails_when_aborted)
+            js.spawn(forever)
+            await anyio.wait_all_tasks_blocked()
+            js.spawn(value_of, "winner")
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+
+                    async def run() -> None:
+                        await js.first_success()
+
+                    tg.start_soon(run)
+                    await anyio.wait_all_tasks_blocked()  # drained two, one unwinds
+                    assert js.stats().running == 1
+                    scope.cancel()
+            assert len(js) == 4
+            first = js.try_join_next()
+            assert first is not None
+            assert first.result() == "winner"
+            drained = [js.try_join_next(), js.try_join_next()]
+            kinds = sorted(
+                "failed" if o is not None and not o.cancelled() else "cancelled" for o in drained
+            )
+            assert kinds == ["cancelled", "failed"]
+            release.set()
+            last = await js.join_next()
+            assert last is not None
+            assert last.cancelled()
+    assert not [r for r in caplog.records if r.name == "anyio_joinset"]  # all handed out
+
+
+# -- reference cycles: every object of a task is freed by reference counting alone ------
+
+
+class Payload:
+    """A value or exception attribute we can hold a weak reference to."""
+
+
+class Tracked(Exception):
+    """An exception we can hold a weak reference to."""
+
+
+@contextmanager
+def no_collector() -> Generator[None, None, None]:
+    """Run with the cyclic garbage collector off, so only reference counting frees."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+async def succeed_with(refs: list[weakref.ref[Any]]) -> Payload:
+    await anyio.lowlevel.checkpoint()
+    value = Payload()
+    refs.append(weakref.ref(value))
+    return value
+
+
+async def fail_tracked(refs: list[weakref.ref[Any]]) -> None:
+    await anyio.lowlevel.checkpoint()
+    exc = Tracked("tracked")
+    refs.append(weakref.ref(exc))
+    try:
+        raise exc
+    finally:
+        del exc
+
+
+def assert_freed(refs: list[weakref.ref[Any]]) -> None:
+    assert refs, "the test made nothing to watch"
+    alive = [ref() for ref in refs if ref() is not None]
+    assert alive == [], f"kept alive by a reference cycle: {alive}"
+
+
+async def test_no_cycle_on_success_failure_and_cancellation() -> None:
+    """No per-task cycle: joined outcomes and their payloads die by refcount (issue 17)."""
+    refs: list[weakref.ref[Any]] = []
+    with no_collector():
+        async with JoinSet[Any]() as js:
+            js.spawn(succeed_with, refs)
+            js.spawn(fail_tracked, refs)
+            aborted = js.spawn(forever)
+            await anyio.wait_all_tasks_blocked()
+            aborted.abort()
+            handles = [weakref.ref(aborted)]
+            del aborted
+            async for outcome in js:
+                handles.append(weakref.ref(outcome._handle))
+                del outcome
+        await anyio.lowlevel.checkpoint()
+        assert_freed(refs)
+        assert_freed(handles)
+
+
+async def test_no_cycle_when_result_raises() -> None:
+    """Outcome.result()/exception() raising leave no outcome/exception cycle (issue 14, 19)."""
+    refs: list[weakref.ref[Any]] = []
+    with no_collector():
+        async with JoinSet[Any]() as js:
+            js.spawn(fail_tracked, refs)
+            outcome = await js.join_next()
+            assert outcome is not None
+            handles = [weakref.ref(outcome._handle)]
+            with pytest.raises(Tracked):
+                outcome.result()
+            js.spawn(forever).abort()
+            cancelled = await js.join_next()
+            assert cancelled is not None
+            handles.append(weakref.ref(cancelled._handle))
+            with pytest.raises(TaskCancelled):
+                cancelled.result()
+            with pytest.raises(TaskCancelled):
+                cancelled.exception()
+            del outcome, cancelled
+        assert_freed(handles)
+        assert_freed(refs)
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+async def test_no_cycle_when_join_all_raises(fail_fast: bool) -> None:
+    """join_all raising keeps none of the values it took alive through the traceback."""
+    refs: list[weakref.ref[Any]] = []
+    with no_collector():
+        async with JoinSet[Any]() as js:
+            for _ in range(3):
+                js.spawn(succeed_with, refs)
+            await anyio.wait_all_tasks_blocked()
+            js.spawn(fail_tracked, refs)
+            with pytest.raises((Tracked, ExceptionGroup)):
+                await js.join_all(fail_fast=fail_fast)
+        assert_freed(refs)
+
+
+async def test_no_cycle_in_first_success_shutdown_and_map(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """first_success, shutdown, map() and JoinMap free their outcomes by refcount."""
+    refs: list[weakref.ref[Any]] = []
+    # Logging off: a captured record would keep its exception alive on purpose.
+    with no_collector(), caplog.at_level(logging.CRITICAL, logger="anyio_joinset"):
+        async with JoinSet[Any]() as js:
+            js.spawn(fail_tracked, refs)
+            await anyio.wait_all_tasks_blocked()
+            js.spawn(succeed_with, refs)
+            winner = await js.first_success()
+            del winner
+            js.spawn(fail_tracked, refs)
+            js.spawn(succeed_with, refs)
+            await anyio.wait_all_tasks_blocked()
+            await js.shutdown()
+            async for _item, outcome in js.map(lambda _: succeed_with(refs), range(3)):
+                del outcome
+        async with JoinMap[int, Any]() as jm:
+            jm.spawn(1, fail_tracked, refs)
+            jm.spawn(2, succeed_with, refs)
+            await anyio.wait_all_tasks_blocked()
+            jm.spawn(1, succeed_with, refs)  # replaces a failed, finished task
+            async for _key, outcome in jm:
+                del outcome
+        assert_freed(refs)
+
+
+async def test_no_cycle_for_failures_discarded_at_block_exit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Failures dropped at block exit (and logged) are freed once the log record is."""
+    refs: list[weakref.ref[Any]] = []
+    with no_collector(), caplog.at_level(logging.CRITICAL, logger="anyio_joinset"):
+        async with JoinSet[Any]() as js:
+            js.spawn(fail_tracked, refs)
+            js.spawn(fail_tracked, refs)
+            await anyio.wait_all_tasks_blocked()
+        caplog.clear()
+        sys.last_exc = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
+        assert_freed(refs)
