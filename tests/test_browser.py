@@ -167,7 +167,8 @@ def console_errors(browser: Chromium) -> list[str]:
         params = event.get("params", {})
         if event["method"] == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
-            found.append(details.get("exception", {}).get("description") or details["text"])
+            thrown = details.get("exception", {}).get("description") or details["text"]
+            found.append(thrown.splitlines()[0])  # the stack's first line will do
         elif event["method"] == "Runtime.consoleAPICalled" and params["type"] in {
             "error",
             "assert",
@@ -202,9 +203,10 @@ def source_of(page: str) -> Path | None:
     return None
 
 
-def first_lines(include: str, count: int = 4) -> list[str]:
+def first_lines(include: str, count: int = 6) -> str:
+    """The opening lines of an included file, as one block of text."""
     source = (ROOT / include).read_text(encoding="utf-8")
-    return [line for line in source.splitlines() if line.strip()][:count]
+    return "\n".join(source.splitlines()[:count])
 
 
 # -- every page ----------------------------------------------------------------------
@@ -220,11 +222,17 @@ def test_page_shows_what_it_promises_from_this_host_alone(site: Site, page: str)
     if diagrams:
         # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> holding
         # the drawing, once Mermaid's script has loaded and rendered it.
-        browser.wait_for(
-            "document.querySelectorAll('pre.mermaid').length === 0 && "
-            f"document.querySelectorAll('div.mermaid').length === {diagrams}",
-            timeout=10,
-        )
+        try:
+            browser.wait_for(
+                "document.querySelectorAll('pre.mermaid').length === 0 && "
+                f"document.querySelectorAll('div.mermaid').length === {diagrams}",
+                timeout=10,
+            )
+        except TimeoutError:
+            pytest.fail(
+                f"{page}: {diagrams} Mermaid diagram(s) not drawn in 10 s; console errors: "
+                f"{console_errors(browser)}; requests for other hosts: {site.foreign_requests()}"
+            )
         assert browser.shadow_svgs("div.mermaid") == [1] * diagrams
         heights = browser.evaluate(
             "[...document.querySelectorAll('div.mermaid')]"
@@ -237,9 +245,13 @@ def test_page_shows_what_it_promises_from_this_host_alone(site: Site, page: str)
     includes = INCLUDE.findall(source.read_text(encoding="utf-8")) if source else []
     if page.startswith("howto/"):
         assert includes, f"the how-to page {page} includes no example"
+    code_blocks = browser.evaluate(
+        "[...document.querySelectorAll('article pre')]"
+        ".filter(pre => pre.getBoundingClientRect().height > 0).map(pre => pre.innerText)"
+    )
     for include in includes:
-        for line in first_lines(include):
-            assert line in shown, f"{include}: {line!r} is not on screen"
+        opening = first_lines(include)
+        assert any(opening in block for block in code_blocks), f"{include} is not on screen"
     screenshot(site, page)
     assert site.foreign_requests() == []
     assert console_errors(browser) == []
