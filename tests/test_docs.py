@@ -188,14 +188,22 @@ def test_bad_input_page_names_real_tests() -> None:
 
 
 def test_readme_setup_commands() -> None:
-    """The README's contributor set-up holds exactly two commands: the crawler, the tests."""
+    """The README's contributor set-up: a virtual environment, then the crawler and the tests."""
     text = README.read_text(encoding="utf-8")
     section = text.split("## Contributing", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```\n(.*?)\n```", section, re.MULTILINE | re.DOTALL)
     assert commands == [
+        "python -m venv .venv && . .venv/bin/activate",
         'python -m pip install -e ".[examples]" && python examples/crawl.py',
         TEST_COMMAND,
     ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the README's test command exactly, in a virtual environment of its own."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"\n{TEST_COMMAND}\n" in ci
+    assert "\npython3 -m venv .ci-venv\n" in ci
 
 
 def test_readme_links_are_absolute() -> None:
