@@ -49,9 +49,14 @@ SITE_URL = re.compile(r"^site_url:\s*(\S+)", re.MULTILINE)
 
 
 def site_prefix() -> str:
-    """The path the site is served under: that of mkdocs.yml's site_url, or /."""
+    """The path the site is served under: that of mkdocs.yml's site_url.
+
+    Without a site_url, a path the site cannot know: mkdocs then writes the 404
+    page's links from the host's root, which is wrong wherever the site is
+    published below it (a project's GitHub Pages), and the 404 test says so.
+    """
     found = SITE_URL.search((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
-    path = urlsplit(found[1]).path if found else "/"
+    path = urlsplit(found[1]).path if found else "/published-somewhere/"
     return path if path.endswith("/") else f"{path}/"
 
 
