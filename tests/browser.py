@@ -223,13 +223,21 @@ class Chromium:
         ]
 
     def navigate(self, url: str) -> None:
-        """Load ``url`` and wait for its load event."""
+        """Load ``url`` and wait until its network is idle (scripts, search index, diagrams).
+
+        Only this navigation's lifecycle events count (its loader id), never a late
+        one of the page before.
+        """
         self.events.clear()
         reply = self.call("Page.navigate", url=url)
-        if "errorText" in reply and reply["errorText"] != "net::ERR_HTTP_RESPONSE_CODE_FAILURE":
+        if "errorText" in reply:
             msg = f"{url}: {reply['errorText']}"
             raise ProtocolError(msg)
-        self.wait_event("Page.loadEventFired")
+        loader = reply["loaderId"]
+        self.wait_event(
+            "Page.lifecycleEvent",
+            lambda params: params["name"] == "networkIdle" and params["loaderId"] == loader,
+        )
 
     def shadow_svgs(self, selector: str) -> list[int]:
         """For each element matching ``selector``: the SVG elements in its shadow root.

@@ -5,11 +5,12 @@ tests/test_site.py reads the HTML; this test looks at what the browser draws fro
 it. The site is served from 127.0.0.1 under the path of mkdocs.yml's ``site_url``
 (as it will be deployed, so the 404 page's absolute links are checked where they
 lead), and every other host is unreachable: the browser's proxy is this test's
-server, which records each request for another host and refuses it. The pages are
-found in the built site, so a page added later is checked without touching this
-file. On each page: no console error or uncaught exception, no request for a host
-but 127.0.0.1, every Mermaid block drawn as an SVG, every included example's first
-lines on screen (and every how-to page has one); then a screenshot of the page
+server, which refuses; what a page asked for is read from the browser's own
+Network events, its workers' included. The pages are found in the built site, so
+a page added later is checked without touching this file. On each page: no
+console error or uncaught exception, no request for a host but 127.0.0.1, every
+Mermaid block drawn as an SVG, every included example's opening lines on screen
+in a code block (and every how-to page has one); then a screenshot of the page
 goes to ``site-screenshots/`` beside the site (gitignored, not part of the site).
 The search box and the API reference get checks of their own, as does a missing
 page.
@@ -187,14 +188,6 @@ def console_errors(browser: Chromium) -> list[str]:
     return found
 
 
-def load(site: Site, url: str) -> None:
-    """Load a page and wait until its network is idle (scripts, search index, diagrams)."""
-    site.browser.navigate(url)
-    site.browser.wait_event(
-        "Page.lifecycleEvent", lambda params: params["name"] == "networkIdle", timeout=30
-    )
-
-
 def screenshot(site: Site, name: str) -> None:
     site.browser.screenshot(SCREENSHOTS / f"{name or 'index'}.png".replace("/", "-"))
 
@@ -217,11 +210,18 @@ def first_lines(include: str, count: int = 6) -> str:
 # -- every page ----------------------------------------------------------------------
 
 
+def test_the_site_has_its_pages() -> None:
+    """The page list comes from the built site, and holds the home page, a how-to, the reference."""
+    assert "" in PAGES
+    assert "reference" in PAGES
+    assert any(page.startswith("howto/") for page in PAGES)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[page or "index" for page in PAGES])
 def test_page_shows_what_it_promises_from_this_host_alone(site: Site, page: str) -> None:
     """No console error, no other host, diagrams drawn, examples shown; then a screenshot."""
     browser = site.browser
-    load(site, site.url(page))
+    site.browser.navigate(site.url(page))
     html = (SITE / page / "index.html").read_text(encoding="utf-8")
     diagrams = html.count('<pre class="mermaid">')
     if diagrams:
@@ -269,7 +269,7 @@ def test_page_shows_what_it_promises_from_this_host_alone(site: Site, page: str)
 def test_search_box_finds(site: Site, query: str) -> None:
     """Typing a method's name into the search box lists pages about it, the first naming it."""
     browser = site.browser
-    load(site, site.url(""))
+    site.browser.navigate(site.url(""))
     browser.evaluate("document.querySelector('label[for=__search]').click()")
     browser.wait_for("document.activeElement === document.querySelector('.md-search__input')")
     for char in query:
@@ -288,7 +288,7 @@ def test_search_box_finds(site: Site, query: str) -> None:
 def test_reference_lists_every_public_name(site: Site) -> None:
     """Each name of anyio_joinset.__all__ has a visible entry headed by its name."""
     browser = site.browser
-    load(site, site.url("reference"))
+    site.browser.navigate(site.url("reference"))
     for name in anyio_joinset.__all__:
         heading = browser.evaluate(
             f"(() => {{ const e = document.getElementById('anyio_joinset.{name}');"
@@ -309,7 +309,7 @@ def test_reference_lists_every_public_name(site: Site) -> None:
 def test_missing_page_links_back_to_the_site(site: Site) -> None:
     """A missing page shows the site's styled 404 page, and its links lead into the site."""
     browser = site.browser
-    load(site, site.url("no/such/page"))
+    site.browser.navigate(site.url("no/such/page"))
     assert "404" in browser.evaluate("document.querySelector('article').innerText")
     # Styled: the theme's stylesheet loaded from the site, though the page is deep.
     assert browser.evaluate("getComputedStyle(document.querySelector('.md-header')).position") in {
