@@ -263,19 +263,22 @@ class Chromium:
         walk(root)
         return [counts.get(node, 0) for node in hosts["nodeIds"]]
 
-    def screenshot(self, path: Path, max_height: int = 12000) -> None:
-        """The whole page (up to ``max_height`` pixels) as a PNG."""
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        clip = {
-            "x": 0,
-            "y": 0,
-            "width": size["width"],
-            "height": min(size["height"], max_height),
-            "scale": 1,
-        }
-        shot = self.call(
-            "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
-        )
+    def screenshot(self, path: Path, *, full_page: bool = True, max_height: int = 12000) -> None:
+        """The whole page (up to ``max_height`` pixels), or what the window shows, as a PNG."""
+        if full_page:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            clip = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": min(size["height"], max_height),
+                "scale": 1,
+            }
+            shot = self.call(
+                "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+            )
+        else:
+            shot = self.call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def close(self) -> None:

@@ -188,8 +188,9 @@ def console_errors(browser: Chromium) -> list[str]:
     return found
 
 
-def screenshot(site: Site, name: str) -> None:
-    site.browser.screenshot(SCREENSHOTS / f"{name or 'index'}.png".replace("/", "-"))
+def screenshot(site: Site, name: str, *, full_page: bool = True) -> None:
+    path = SCREENSHOTS / f"{name or 'index'}.png".replace("/", "-")
+    site.browser.screenshot(path, full_page=full_page)
 
 
 def source_of(page: str) -> Path | None:
@@ -280,7 +281,7 @@ def test_search_box_finds(site: Site, query: str) -> None:
         timeout=15,
     )
     assert query in results[0], results[0]
-    screenshot(site, f"search-{query}")
+    screenshot(site, f"search-{query}", full_page=False)  # the results, over the page
     assert site.foreign_requests() == []
     assert console_errors(browser) == []
 
