@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import inspect
 import io
 import re
@@ -174,6 +175,15 @@ def test_py_block_compiles(code: str) -> None:
     for match in map(INCLUDE.match, code.splitlines()):
         if match:  # an included example is run by tests/test_examples.py
             assert match[1].startswith("examples/"), match[1]
+
+
+def test_vendored_mermaid_is_the_npm_packages_file() -> None:
+    """The site's Mermaid is byte for byte the file mkdocs.yml names (no formatter touched it)."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    (expected,) = re.findall(r"^\s*# sha256 ([0-9a-f]{64})$", config, re.MULTILINE)
+    vendored = (ROOT / "docs" / "assets" / "mermaid" / "mermaid.min.js").read_bytes()
+    assert hashlib.sha256(vendored).hexdigest() == expected
+    assert (ROOT / "docs" / "assets" / "mermaid" / "LICENSE").is_file()
 
 
 def test_bad_input_page_names_real_tests() -> None:
