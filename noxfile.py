@@ -11,6 +11,7 @@ variable set), a missing interpreter is an error rather than a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -84,12 +85,34 @@ def examples(session: nox.Session) -> None:
     session.run("pytest", "tests/test_examples.py", "tests/test_docs.py", *session.posargs)
 
 
+def _chromium(session: nox.Session) -> None:
+    """Debian's chromium for the browser test: installed if missing, or the session fails."""
+    if os.environ.get("ANYIO_JOINSET_CHROMIUM") or shutil.which("chromium"):
+        return
+    if shutil.which("apt-get") and getattr(os, "geteuid", lambda: -1)() == 0:  # CI is root
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
+    if not shutil.which("chromium"):
+        session.error(
+            "Chromium is not installed and cannot be installed here: run `apt-get install "
+            "chromium` as root, or set ANYIO_JOINSET_CHROMIUM to a Chromium or Chrome binary"
+        )
+
+
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """Build the docs site strictly (a broken link or ref fails), then test the HTML."""
+    """Build the docs site strictly (a broken link or ref fails), test the HTML, then
+    every page in headless Chromium (site-screenshots/ gets a screenshot of each)."""
+    _chromium(session)
     session.install("-e", ".", *group("docs", "test"))
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
-    session.run("pytest", "tests/test_site.py", env={"ANYIO_JOINSET_SITE": "site"})
+    session.run(
+        "pytest",
+        "tests/test_site.py",
+        "tests/test_browser.py",
+        env={"ANYIO_JOINSET_SITE": "site", "ANYIO_JOINSET_BROWSER": "required"},
+    )
 
 
 @nox.session(python="3.11")

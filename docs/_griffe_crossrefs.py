@@ -12,6 +12,14 @@ code and existing links are left alone, and a reST ``::`` at the end of a line
 becomes a plain colon. Loaded by ``mkdocs.yml``; ``tests/test_site.py`` checks
 that no raw role reaches the site, and ``mkdocs build --strict`` that every link
 lands.
+
+The bases shown under a public class are public too: a private base (the engine
+behind `JoinSet` and `JoinMap`) gives way to its own bases, subscripted as the
+class subscripts it (`Engine[T]` shows as `Generic[T]`), and a base outside this
+package must have its page in ``EXTERNAL``, or the build fails. ``on_env``, the
+same file loaded as an mkdocs hook, registers those pages with autorefs, so the
+names link to the other project's documentation (no inventory is downloaded:
+the build reaches no other host).
 """
 
 from __future__ import annotations
@@ -26,6 +34,20 @@ ROLE = re.compile(r":(?:py:)?(?:meth|func|class|attr|exc|data|obj|mod):`([~!]?)(
 CODE = re.compile(r"(?<![`\[])`([A-Za-z_][\w.]*)(\(\))?`(?![`\]])")
 FENCE = re.compile(r"^\s*```.*?^\s*```", re.MULTILINE | re.DOTALL)
 LITERAL_BLOCK = re.compile(r"(?<=\S)::$", re.MULTILINE)
+# The other projects' objects the reference shows (as bases), and their pages.
+EXTERNAL = {
+    "anyio": "https://anyio.readthedocs.io/en/stable/",
+    "anyio.TaskCancelled": "https://anyio.readthedocs.io/en/stable/api.html#anyio.TaskCancelled",
+    "enum.Enum": "https://docs.python.org/3/library/enum.html#enum.Enum",
+    "typing.Generic": "https://docs.python.org/3/library/typing.html#typing.Generic",
+}
+
+
+def on_env(env: Any, /, *, config: Any, **kwargs: Any) -> Any:  # noqa: ARG001
+    """As an mkdocs hook: link the names of EXTERNAL to their pages (before autorefs runs)."""
+    for identifier, url in EXTERNAL.items():
+        config.plugins["autorefs"].register_url(identifier, url)
+    return env
 
 
 class CrossRefs(griffe.Extension):
@@ -36,6 +58,40 @@ class CrossRefs(griffe.Extension):
             self.pkg = pkg
             self.public = frozenset(str(name) for name in pkg.exports or ())
             self._walk(pkg)
+            for name in sorted(self.public):
+                obj = pkg[name]
+                target = obj.final_target if isinstance(obj, griffe.Alias) else obj
+                if isinstance(target, griffe.Class):
+                    target.bases = self._public_bases(target)
+
+    def _public_bases(self, cls: griffe.Class) -> list[griffe.Expr | str]:
+        """``cls``'s bases with each private one replaced by its own, recursively."""
+        shown: list[griffe.Expr | str] = []
+        for base in cls.bases:
+            path = base.canonical_path if isinstance(base, griffe.Expr) else base
+            if path.startswith("anyio_joinset._"):
+                private = self.pkg[path.removeprefix("anyio_joinset.")]
+                assert isinstance(private, griffe.Class), path  # noqa: S101
+                args = base.slice if isinstance(base, griffe.ExprSubscript) else None
+                for inherited in self._public_bases(private):
+                    if args is not None and isinstance(inherited, griffe.ExprSubscript):
+                        # Engine[T] over Generic[T]: the class's own arguments.
+                        inherited = griffe.ExprSubscript(inherited.left, args)  # noqa: PLW2901
+                    shown.append(inherited)
+            elif path.removeprefix("anyio_joinset.") not in self.public and path not in EXTERNAL:
+                msg = (
+                    f"anyio_joinset.{cls.name} has the base {path}: add its page to EXTERNAL "
+                    "in docs/_griffe_crossrefs.py."
+                )
+                raise ValueError(msg)
+            else:
+                shown.append(base)
+        # Once each: JoinMap(Engine[T], Generic[K, T]) shows Generic[K, T] alone.
+        unique: dict[str, griffe.Expr | str] = {}
+        for base in reversed(shown):
+            path = base.canonical_path if isinstance(base, griffe.Expr) else base
+            unique.setdefault(path, base)
+        return list(reversed(unique.values()))
 
     def _walk(self, obj: griffe.Object) -> None:
         if obj.docstring is not None:

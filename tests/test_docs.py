@@ -3,17 +3,21 @@ The code in the README and the docs is right: every block runs or compiles.
 
 Blocks fenced ```python are complete programs: each runs to the end, asserts
 included (the AnyIO ones on every event loop of BACKENDS). Blocks fenced ```py
-are fragments or `--8<--` includes of an example: each include must be the exact
+do not run here, and each says why: either it is a `--8<--` include of an
+example, which tests/test_examples.py runs on every event loop, or the line just
+above it reads `<!-- fragment: why it cannot run -->` (invisible on the page).
+test_py_block_runs_elsewhere lists each such block as skipped with that reason,
+and fails on a ```py block that gives none. Each include must be the exact
 directive pymdownx.snippets expands (a formatter once rewrote all of them into
-`--8 < --"..."`, which still parses as Python), and what the block expands to
-must compile. The examples themselves run in tests/test_examples.py, and the
-built site is checked in tests/test_site.py.
+`--8 < --"..."`, which still parses as Python), and what a block expands to must
+compile. The built site is checked in tests/test_site.py and tests/test_browser.py.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import inspect
 import io
 import re
@@ -31,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOC_FILES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^```(python|py)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# The line just above a ```py block that cannot run, saying why.
+FRAGMENT = re.compile(r"^<!-- fragment: (.+?) -->\n```py\n", re.MULTILINE)
 # What pymdownx.snippets expands, exactly as it is written in docs/howto/*.md.
 INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
 LOOKS_LIKE_INCLUDE = re.compile(r"-\s*-\s*8\s*<")
@@ -91,6 +97,35 @@ NATIVE_BLOCKS = [
 FRAGMENTS = [pytest.param(code, id=name) for name, code in blocks("py")]
 
 
+def why_not_run(path: Path, index: int, code: str) -> str | None:
+    """Why the index-th ```python/```py block of path does not run here, if it says."""
+    include = INCLUDE.match(code.strip())
+    if include and include[1].startswith("examples/"):
+        return f"includes {include[1]}, which tests/test_examples.py runs on every event loop"
+    text = path.read_text(encoding="utf-8")
+    start = list(FENCE.finditer(text))[index].start()
+    stated = [match for match in FRAGMENT.finditer(text) if match.end() - len("```py\n") == start]
+    return f"a fragment: {stated[0][1]}" if stated else None
+
+
+def py_blocks() -> list[tuple[str, str | None]]:
+    """(name, why it does not run) of every ```py block of the README and the docs."""
+    found = []
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for index, (kind, code) in enumerate(FENCE.findall(text)):
+            if kind == "py":
+                name = f"{path.relative_to(ROOT)}#{index}"
+                found.append((name, why_not_run(path, index, code)))
+    return found
+
+
+NOT_RUN = [
+    pytest.param(name, marks=[pytest.mark.skip(reason=why)] if why else [], id=name)
+    for name, why in py_blocks()
+]
+
+
 def test_readme_has_runnable_blocks() -> None:
     """The README shows at least the first-screen example and the API tour."""
     assert len([code for name, code in blocks("python") if name.startswith("README")]) >= 2
@@ -122,6 +157,15 @@ def test_docs_have_fragments_and_includes() -> None:
     assert len(paths) >= len(howtos) == 10
 
 
+@pytest.mark.parametrize("name", NOT_RUN)
+def test_py_block_runs_elsewhere(name: str) -> None:
+    """A ```py block is an example's include or says why it cannot run, and is skipped for it."""
+    pytest.fail(
+        f"{name}: a ```py block that is no example's include needs the line "
+        "`<!-- fragment: why it cannot run -->` just above it, or a ```python fence and to run"
+    )
+
+
 @pytest.mark.parametrize("code", FRAGMENTS)
 def test_py_block_compiles(code: str) -> None:
     """Each ```py block expands (includes well-formed, files present) and compiles."""
@@ -131,6 +175,15 @@ def test_py_block_compiles(code: str) -> None:
     for match in map(INCLUDE.match, code.splitlines()):
         if match:  # an included example is run by tests/test_examples.py
             assert match[1].startswith("examples/"), match[1]
+
+
+def test_vendored_mermaid_is_the_npm_packages_file() -> None:
+    """The site's Mermaid is byte for byte the file mkdocs.yml names (no formatter touched it)."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    (expected,) = re.findall(r"^\s*# sha256 ([0-9a-f]{64})$", config, re.MULTILINE)
+    vendored = (ROOT / "docs" / "assets" / "mermaid" / "mermaid.min.js").read_bytes()
+    assert hashlib.sha256(vendored).hexdigest() == expected
+    assert (ROOT / "docs" / "assets" / "mermaid" / "LICENSE").is_file()
 
 
 def test_bad_input_page_names_real_tests() -> None:
@@ -145,14 +198,22 @@ def test_bad_input_page_names_real_tests() -> None:
 
 
 def test_readme_setup_commands() -> None:
-    """The README's contributor set-up holds exactly two commands: the crawler, the tests."""
+    """The README's contributor set-up: a virtual environment, then the crawler and the tests."""
     text = README.read_text(encoding="utf-8")
     section = text.split("## Contributing", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```\n(.*?)\n```", section, re.MULTILINE | re.DOTALL)
     assert commands == [
+        "python -m venv .venv && . .venv/bin/activate",
         'python -m pip install -e ".[examples]" && python examples/crawl.py',
         TEST_COMMAND,
     ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the README's test command exactly, in a virtual environment of its own."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"\n{TEST_COMMAND}\n" in ci
+    assert "\npython3 -m venv .ci-venv\n" in ci
 
 
 def test_readme_links_are_absolute() -> None:

@@ -96,6 +96,36 @@ def test_reference_renders_every_public_name(name: str) -> None:
             assert f'id="anyio_joinset.{name}.{member}"' in reference, member
 
 
+def test_reference_shows_public_bases_linked() -> None:
+    """A class's bases are public and linked: no private engine, AnyIO's TaskCancelled to AnyIO."""
+    # Each public name's entry, up to the next one's.
+    entries = re.split(r'(?= id="anyio_joinset\.\w+")', page("reference"))
+    bases = {}
+    for entry in entries:
+        found = re.match(r' id="anyio_joinset\.(\w+)"', entry)
+        line = re.search(r'<p class="doc doc-class-bases">(.*?)</p>', entry, re.DOTALL)
+        if found and line:
+            bases[found[1]] = line[1]
+    with_bases = {
+        name
+        for name in anyio_joinset.__all__
+        if getattr(anyio_joinset, name).__bases__ != (object,)
+    }
+    assert set(bases) == with_bases
+    for name, markup in bases.items():
+        shown = " ".join(text(markup).split())
+        assert "Engine" not in shown, name
+        for code in re.findall(r"<code>(.*?)</code>", markup, re.DOTALL):
+            assert re.search(r'<a [^>]*href="https://', code), (name, code)
+    assert " ".join(text(bases["JoinSet"]).split()) == "Bases: Generic[T]"
+    assert " ".join(text(bases["JoinMap"]).split()) == "Bases: Generic[K, T]"
+    assert " ".join(text(bases["TaskCancelled"]).split()) == "Bases: anyio.TaskCancelled"
+    assert (
+        'href="https://anyio.readthedocs.io/en/stable/api.html#anyio.TaskCancelled"'
+        in bases["TaskCancelled"]
+    )
+
+
 def test_reference_renders_the_backends_module() -> None:
     """The public anyio_joinset.backends module is documented too."""
     reference = page("reference")
