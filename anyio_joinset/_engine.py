@@ -390,7 +390,10 @@ class Engine(Generic[T]):
             handle._status = status
             status._handle = handle
         try:
-            self._launch(handle, coro)
+            if self._slots is None and self._state == OPEN:
+                self._start(handle, coro, None)  # _launch's common case, inline
+            else:
+                self._launch(handle, coro)
         except BaseException:
             self._next_id -= 1  # refused: as if never spawned
             if old is not None:
