@@ -177,49 +177,54 @@ def main() -> None:
     if args.child:
         child_main(args.mode, args.child_args)
         return
-    failed: list[str] = []
-    if args.mode == "alive":
-        sizes = args.sizes or [1000, 100_000, 1_000_000]
-        print(f"alive at once, asyncio W1, wall time per task, median of {args.runs} paired runs")
-        print("| tasks | floor µs | JoinSet µs | JoinSet/floor |")
-        print("|---|---|---|---|")
-        for n in sizes:
-            samples: dict[str, list[float]] = {"floor": [], "JoinSet": []}
-            for run in range(args.runs):
-                order = ["floor", "JoinSet"] if run % 2 == 0 else ["JoinSet", "floor"]
-                for impl in order:
-                    value = run_child(["alive", impl, str(n), "time"])
-                    samples[impl].append(float(value))  # type: ignore[arg-type]
-            floor, ours = (statistics.median(samples[i]) for i in ("floor", "JoinSet"))
-            ratio = ours / floor
-            print(f"| {n:,} | {floor * 1e6:.1f} | {ours * 1e6:.1f} | {ratio:.3f} |", flush=True)
-            if ratio > GATE_TIME:
-                failed.append(f"time {ratio:.3f} at {n:,}")
-        n = args.memory_size
-        print(f"\nmemory per pending task at {n:,} tasks (fresh processes)")
-        print("| measure | floor B | JoinSet B | JoinSet/floor |")
-        print("|---|---|---|---|")
-        for measure in ("tracemalloc", "rss"):
-            floor_b = float(run_child(["alive", "floor", str(n), measure]))  # type: ignore[arg-type]
-            ours_b = float(run_child(["alive", "JoinSet", str(n), measure]))  # type: ignore[arg-type]
-            ratio = ours_b / floor_b
-            print(f"| {measure} | {floor_b:,.0f} | {ours_b:,.0f} | {ratio:.3f} |", flush=True)
-            if ratio > GATE_MEMORY:
-                failed.append(f"memory ({measure}) {ratio:.3f}")
-    else:
-        sizes = args.sizes or [10_000, 100_000, 1_000_000]
-        marks = run_child(["detached", *map(str, sizes)])
-        print("detached tasks through one long-lived set (limit=1000): peak memory")
-        print("| tasks | tracemalloc peak MiB | VmHWM MiB |")
-        print("|---|---|---|")
-        for size, peak, hwm in marks:  # type: ignore[attr-defined]
-            print(f"| {size:,} | {peak / 2**20:.1f} | {hwm / 2**20:.1f} |")
-        first, last = marks[0], marks[-1]  # type: ignore[index]
-        if last[1] > first[1] * 1.1 + 2**20:
-            failed.append("tracemalloc peak grew with the number of tasks")
+    failed = report_alive(args) if args.mode == "alive" else report_detached(args)
     if failed:
         print("\nGATE FAILED: " + "; ".join(failed))
         sys.exit(1)
+
+
+def report_alive(args: argparse.Namespace) -> list[str]:
+    failed: list[str] = []
+    sizes = args.sizes or [1000, 100_000, 1_000_000]
+    print(f"alive at once, asyncio W1, wall time per task, median of {args.runs} paired runs")
+    print("| tasks | floor µs | JoinSet µs | JoinSet/floor |")
+    print("|---|---|---|---|")
+    for n in sizes:
+        samples: dict[str, list[float]] = {"floor": [], "JoinSet": []}
+        for run in range(args.runs):
+            order = ["floor", "JoinSet"] if run % 2 == 0 else ["JoinSet", "floor"]
+            for impl in order:
+                samples[impl].append(float(run_child(["alive", impl, str(n), "time"])))  # type: ignore[arg-type]
+        floor, ours = (statistics.median(samples[i]) for i in ("floor", "JoinSet"))
+        ratio = ours / floor
+        print(f"| {n:,} | {floor * 1e6:.1f} | {ours * 1e6:.1f} | {ratio:.3f} |", flush=True)
+        if ratio > GATE_TIME:
+            failed.append(f"time {ratio:.3f} at {n:,}")
+    n = args.memory_size
+    print(f"\nmemory per pending task at {n:,} tasks (fresh processes)")
+    print("| measure | floor B | JoinSet B | JoinSet/floor |")
+    print("|---|---|---|---|")
+    for measure in ("tracemalloc", "rss"):
+        floor_b = float(run_child(["alive", "floor", str(n), measure]))  # type: ignore[arg-type]
+        ours_b = float(run_child(["alive", "JoinSet", str(n), measure]))  # type: ignore[arg-type]
+        ratio = ours_b / floor_b
+        print(f"| {measure} | {floor_b:,.0f} | {ours_b:,.0f} | {ratio:.3f} |", flush=True)
+        if ratio > GATE_MEMORY:
+            failed.append(f"memory ({measure}) {ratio:.3f}")
+    return failed
+
+
+def report_detached(args: argparse.Namespace) -> list[str]:
+    sizes = args.sizes or [10_000, 100_000, 1_000_000]
+    marks: list[list[int]] = run_child(["detached", *map(str, sizes)])  # type: ignore[assignment]
+    print("detached tasks through one long-lived set (limit=1000): peak memory")
+    print("| tasks | tracemalloc peak MiB | VmHWM MiB |")
+    print("|---|---|---|")
+    for size, peak, hwm in marks:
+        print(f"| {size:,} | {peak / 2**20:.1f} | {hwm / 2**20:.1f} |")
+    if marks[-1][1] > marks[0][1] * 1.1 + 2**20:
+        return ["tracemalloc peak grew with the number of tasks"]
+    return []
 
 
 def child_main(mode: str, rest: list[str]) -> None:
