@@ -21,7 +21,7 @@ from anyio.lowlevel import checkpoint
 from ._calling import call_async, check_flag, check_name, task_name
 from ._exceptions import TaskCancelled
 from ._outcome import CANCELLED, FAILED, Outcome
-from ._states import CLOSING, OPEN, SHUTTING
+from ._states import CLOSED, CLOSING, OPEN, SHUTTING
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -162,7 +162,7 @@ class Follow(Generic[T, V]):
         engine._check_thread("follow()")
         await checkpoint()
         while not engine._nready:
-            if engine._state > CLOSING or (engine._state == CLOSING and not engine._pending):
+            if engine._state == CLOSED:  # the block was left: _close woke us
                 raise StopAsyncIteration
             await engine._wait()
         return self._present(engine._pop())

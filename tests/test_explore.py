@@ -10,7 +10,7 @@ any more while the script has not ended: a deadlock (some join_next waits while
 ``len == 0``, or while an outcome is ready). At the end: every joiner ended by
 itself on ``None``, every outcome was handed out exactly once, with its kind.
 
-Exhaustive coverage: 10,525 schedules over the nine scripts of ``SCRIPTS``
+Exhaustive coverage: 11,461 schedules over the thirteen scripts of ``SCRIPTS``
 (every schedule with at most 4 delays, 5 for four of them; counts per script
 at ``SCRIPTS``). The same scripts and a bigger one also run as random walks
 (any ready callback may run next: 40 per script) and on the seeded
@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.abc
 import pytest
 import sniffio
 from anyio.lowlevel import checkpoint
@@ -57,10 +58,16 @@ class Script:
     joiners: one per joiner task, each a ``join_next`` loop that ends on None:
         "loop"; "cancel" (its first join_next is cancelled by another task
         through an AnyIO cancel scope); "native" (… by ``Task.cancel()``).
+        "follow": a ``follow()`` loop in a task group around the set's block,
+        which must end by itself once the block is left (S22).
     body: what the body does after starting the joiners, a checkpoint before
         each: "try" (try_join_next), "spawn" (one more "ok" task),
         "abort N" (abort task N, finished or not).
     max_delays: the delay bound of the exhaustive exploration.
+    starts: one starter task each, calling ``start()`` (S21): "ok" (ready after
+        a checkpoint, then ok after one more), "early-fail" (fails before
+        ``started()``: only ``start()`` may raise it), "cancelled" (the starter's
+        ``start()`` is cancelled while its task is not ready: no outcome).
     """
 
     name: str
@@ -68,6 +75,7 @@ class Script:
     joiners: tuple[str, ...]
     body: tuple[str, ...] = ()
     max_delays: int = 4
+    starts: tuple[str, ...] = ()
 
     @property
     def native(self) -> bool:
@@ -76,7 +84,9 @@ class Script:
 
 # Schedules run by test_handoff_exhaustively, measured on the engine of 6522fed
 # with AnyIO 4.16 (the test prints them; -rP shows them): 586, 1385, 214, 602,
-# 1751, 1861, 502, 1858 and 1766 in this order, 10,525 in all, in about 8 s.
+# 1751, 1861, 502, 1858 and 1766 in this order, 10,525 in all, in about 8 s;
+# start(), its cancellation and follow() (S21, S22) add 207, 239, 265 and 225
+# (at most 3 delays: measured on the stream engine of 2026-12-06).
 SCRIPTS = [
     Script("two-tasks-two-joiners", ("ok", "fail"), ("loop", "loop"), max_delays=5),
     Script("three-tasks-three-joiners", ("ok", "slow", "fail"), ("loop", "loop", "loop")),
@@ -87,6 +97,10 @@ SCRIPTS = [
     Script("native-cancel-one-joiner", ("ok", "fail"), ("native",), max_delays=5),
     Script("native-cancel", ("ok", "ok"), ("native", "loop"), max_delays=5),
     Script("native-and-cancel", ("ok", "slow"), ("native", "cancel"), ("abort 0",)),
+    Script("start", ("ok",), ("loop",), starts=("ok", "early-fail"), max_delays=3),
+    Script("start-cancelled", ("ok",), ("loop",), starts=("cancelled", "ok"), max_delays=3),
+    Script("follow", ("ok", "fail"), ("follow", "loop"), ("spawn",), max_delays=3),
+    Script("follow-start", (), ("follow",), starts=("ok", "early-fail"), max_delays=3),
 ]
 
 
@@ -121,6 +135,7 @@ class Run:
         self.finished = False
         self.log: list[str] = []  # the callbacks run so far, on a ChoosingLoop
         self.failed_at = 0  # how many had run at the first violation
+        self.start_errors: Counter[str] = Counter()  # how each failed start() ended
 
     # -- what the script does ----------------------------------------------
 
@@ -150,6 +165,9 @@ class Run:
 
     def record(self, outcome: Outcome[int], who: str) -> None:
         task_id = outcome.id
+        if task_id not in self.kinds:
+            self.fail(f"outcome {task_id} of a task never in the set handed out to {who}")
+            return
         self.handed[task_id] += 1
         if self.handed[task_id] > 1:
             self.fail(f"outcome {task_id} handed out twice, the second time to {who}")
@@ -204,6 +222,8 @@ class Run:
         for joiner in self.joiners:
             if joiner.kind == "native" and joiner.cancel_sent:
                 assert joiner.native_caught, f"{where}{joiner.name}'s cancellation vanished"
+        failed_starts = Counter(kind for kind in self.script.starts if kind != "ok")
+        assert self.start_errors == failed_starts, f"{where}start() raised {self.start_errors}"
 
 
 async def _task(task_id: int, kind: str) -> int:
@@ -254,6 +274,70 @@ async def _joiner(run: Run, joiner: Joiner) -> None:
     joiner.ended = True
 
 
+async def _follower(run: Run, joiner: Joiner, done: anyio.Event) -> None:
+    """Follow the set for the life of its block (S22); must end by itself."""
+    assert run.js is not None
+    joiner.waiting = True
+    async for outcome in run.js.follow():
+        run.record(outcome, joiner.name)
+    joiner.waiting = False
+    joiner.ended = True
+    done.set()
+
+
+async def _ready_then_ok(run: Run, task_id: int, *, task_status: anyio.abc.TaskStatus[None]) -> int:
+    await checkpoint()
+    run.kinds[task_id] = "ok"  # in the set from started() on, in this same step
+    task_status.started()
+    await checkpoint()
+    return task_id
+
+
+async def _fail_unready(task_id: int, *, task_status: anyio.abc.TaskStatus[None]) -> int:  # noqa: ARG001
+    await checkpoint()
+    raise ValueError(task_id)
+
+
+async def _never_ready(entered: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]) -> int:  # noqa: ARG001
+    entered.set()
+    await anyio.sleep_forever()
+    raise AssertionError  # pragma: no cover
+
+
+async def _cancel_when(entered: anyio.Event, scope: anyio.CancelScope) -> None:
+    await entered.wait()
+    scope.cancel()
+
+
+async def _starter(run: Run, kind: str) -> None:
+    """Start one task with start() (S21) and check how start() ends."""
+    js = run.js
+    assert js is not None
+    task_id = js._next_id + 1
+    if kind == "ok":
+        handle = await js.start(_ready_then_ok, run, task_id, return_handle=True)
+        if handle.id != task_id:
+            run.fail(f"start() returned handle {handle.id}, expected {task_id}")
+        run.handles[task_id] = handle
+    elif kind == "early-fail":
+        try:
+            await js.start(_fail_unready, task_id)
+        except ValueError:
+            run.start_errors[kind] += 1
+        else:
+            run.fail(f"start() of task {task_id}, which failed before started(), returned")
+    else:
+        entered = anyio.Event()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(_cancel_when, entered, scope)
+                await js.start(_never_ready, entered)
+        if scope.cancelled_caught:
+            run.start_errors[kind] += 1
+        else:
+            run.fail(f"start() of task {task_id}, cancelled while unready, returned")
+
+
 async def _canceller(joiner: Joiner) -> None:
     """Cancel the joiner's first join_next, wherever it is when this task runs."""
     await joiner.entered.wait()
@@ -286,15 +370,22 @@ async def play(run: Run) -> None:
         async with anyio.create_task_group() as watch:
             if not on_asyncio:
                 watch.start_soon(_trio_deadlock_watch, run)
+            followed: list[anyio.Event] = []
             async with JoinSet[int]() as js:
                 run.js, run.open = js, True
                 for kind in script.tasks:
                     run.spawn(kind)
                 async with anyio.create_task_group() as tg:
                     for joiner in run.joiners:
+                        if joiner.kind == "follow":
+                            followed.append(anyio.Event())
+                            watch.start_soon(_follower, run, joiner, followed[-1])
+                            continue
                         tg.start_soon(_joiner, run, joiner)
                         if joiner.kind != "loop":
                             tg.start_soon(_canceller, joiner)
+                    for kind in script.starts:
+                        tg.start_soon(_starter, run, kind)
                     for action in script.body:
                         await checkpoint()
                         run.act(action)
@@ -303,6 +394,8 @@ async def play(run: Run) -> None:
                     run.record(outcome, "the body")
                 run.check_len()
                 run.open = False
+            for done in followed:
+                await done.wait()  # a follower ends by itself once the block is left
             run.finished = True
             watch.cancel_scope.cancel()
 
@@ -366,7 +459,7 @@ def _for_backend(script: Script, backend: str) -> Script:
     if backend.startswith("asyncio") and NATIVE_CANCEL:
         return script
     joiners = tuple("cancel" if kind == "native" else kind for kind in script.joiners)
-    return Script(script.name, script.tasks, joiners, script.body, script.max_delays)
+    return Script(script.name, script.tasks, joiners, script.body, script.max_delays, script.starts)
 
 
 async def _play_seeded(script: Script, where: str) -> None:
