@@ -464,10 +464,12 @@ class Engine(Generic[T]):
                 coro.close()  # in case it was cancelled while waiting for its rate turn
                 self._cancelled += 1
                 self._finish(handle, CANCELLED, None)
-                if current_effective_deadline() != -math.inf:
-                    # No cancel scope of ours or around us was cancelled: a native
-                    # asyncio Task.cancel() of this one task. Its outcome says so;
-                    # re-raising would make the task group cancel everything.
+                if handle._aborted or current_effective_deadline() != -math.inf:
+                    # Aborted (our own scope, maybe with a native Task.cancel() on
+                    # top), or no scope around us was cancelled: a native asyncio
+                    # Task.cancel() of this one task. Its outcome says so; letting
+                    # the cancellation out would make the task group cancel
+                    # everything (AnyIO's scope would not swallow a native one).
                     return
                 raise
             if kind == FAILED:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -211,3 +212,84 @@ async def test_no_cycle_for_failures_discarded_at_block_exit(
         caplog.clear()
         sys.last_exc = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
         assert_freed(refs)
+
+
+# -- native asyncio cancellation combined with abort (issue 14 item 18, S7, S6) ---------
+
+
+@pytest.fixture
+def native_asyncio(anyio_backend: tuple[str, dict[str, Any]]) -> None:
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("drives asyncio's native cancellation (Task.cancel)")
+
+
+asyncio_only = pytest.mark.usefixtures("native_asyncio")
+
+
+@asyncio_only
+async def test_native_cancel_and_abort_of_one_task_cancel_only_that_task() -> None:
+    """Task.cancel() and handle.abort() on one task: a cancelled outcome, nothing else cut."""
+    victim: list[asyncio.Task[Any]] = []
+    sibling_done = anyio.Event()
+    body_ran_on: list[str] = []
+
+    async def target() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        victim.append(task)
+        await anyio.sleep_forever()
+
+    async def sibling() -> str:
+        await sibling_done.wait()
+        return "sibling"
+
+    async with JoinSet[object]() as js:
+        handle = js.spawn(target)
+        js.spawn(sibling)
+        await anyio.wait_all_tasks_blocked()
+        victim[0].cancel()
+        handle.abort()
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.cancelled()
+        await anyio.wait_all_tasks_blocked()
+        body_ran_on.append("after the join")
+        sibling_done.set()
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.result() == "sibling"  # the sibling was not cancelled
+        body_ran_on.append("to the end")
+    assert body_ran_on == ["after the join", "to the end"]
+
+
+@asyncio_only
+async def test_shutdown_during_a_natively_cancelled_tasks_cleanup_returns() -> None:
+    """shutdown() while a natively cancelled task awaits its cleanup ends, with it drained."""
+    victim: list[asyncio.Task[Any]] = []
+    cleaning = anyio.Event()
+    cleaned = anyio.Event()
+
+    async def target() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        victim.append(task)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                cleaning.set()
+                await cleaned.wait()
+
+    async with JoinSet[object]() as js, anyio.create_task_group() as tg:
+        js.spawn(target)
+        await anyio.wait_all_tasks_blocked()
+        victim[0].cancel()
+        await cleaning.wait()
+
+        async def release_after_shutdown_started() -> None:
+            await anyio.wait_all_tasks_blocked()
+            cleaned.set()
+
+        tg.start_soon(release_after_shutdown_started)
+        await js.shutdown()
+        assert len(js) == 0
