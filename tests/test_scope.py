@@ -157,6 +157,7 @@ async def test_stale_cancellation_of_the_body_is_not_swallowed() -> None:
     with pytest.raises(cancelled) as info:
         async with JoinSet[object]() as js:
             js.spawn(gate.wait)
+            await anyio.wait_all_tasks_blocked()
             with anyio.CancelScope() as inner:
                 inner.cancel()
                 try:
