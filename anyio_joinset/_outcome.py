@@ -52,6 +52,24 @@ class Outcome(Generic[T]):
         """The name of the task, the same as its `JoinHandle.name`."""
         return self._handle._name
 
+    def succeeded(self) -> bool:
+        """
+        Return ``True`` if the task returned a value (API.md S6).
+
+        Exactly one of `succeeded`, `failed` and `cancelled` is ``True``. When it
+        is, `result` returns the value and `exception` returns ``None``.
+        """
+        return self._kind == SUCCEEDED
+
+    def failed(self) -> bool:
+        """
+        Return ``True`` if the task raised an `Exception` (API.md S6).
+
+        When it is, `exception` returns that exception and `result` raises it.
+        A cancelled task has not failed: see `cancelled`.
+        """
+        return self._kind == FAILED
+
     def cancelled(self) -> bool:
         """Return ``True`` if the task ended cancelled (aborted, or by a scope)."""
         return self._kind == CANCELLED
@@ -71,9 +89,13 @@ class Outcome(Generic[T]):
             return cast("T", self._payload)
         raise self._failure()
 
-    def exception(self) -> BaseException | None:
+    def exception(self) -> Exception | None:
         """
         Return the task's exception, or ``None`` if it succeeded.
+
+        Always an `Exception`: a task that raises any other `BaseException`
+        (``KeyboardInterrupt``, ``SystemExit``) has no outcome, since that
+        exception propagates (API.md S6).
 
         Raises:
             TaskCancelled: If the task was cancelled.

@@ -73,7 +73,9 @@ async def check() -> None:
         assert_type(outcome, Outcome[int] | None)
         if outcome is not None:
             assert_type(outcome.result(), int)
-            assert_type(outcome.exception(), BaseException | None)
+            assert_type(outcome.exception(), Exception | None)
+            assert_type(outcome.succeeded(), bool)
+            assert_type(outcome.failed(), bool)
             assert_type(outcome.cancelled(), bool)
             assert_type(outcome.id, int)
             assert_type(outcome.name, str)
