@@ -107,7 +107,8 @@ def write_for_type_checkers(directory: Path) -> dict[str, list[Path]]:
     One subdirectory per oldest Python the blocks run on (``py3.10``, ``py3.11``),
     each to be checked as that version. ```py blocks are skipped: they are
     fragments (top-level ``await``, names defined elsewhere) or includes of an
-    example, which is a program of its own (tests/test_examples.py runs it).
+    example, which is a program of its own: tests/test_examples.py runs it and
+    the package's own mypy and pyright runs check it (pyproject.toml).
     Returns the files written, by Python version.
     """
     written: dict[str, list[Path]] = {}
