@@ -8,7 +8,9 @@ from ._exceptions import TaskCancelled
 if TYPE_CHECKING:
     from ._handle import JoinHandle
 
-T = TypeVar("T")
+# Covariant: an Outcome only hands its value out, so an Outcome[int] is an
+# Outcome[object] (a function that logs any outcome takes Outcome[object]).
+T_co = TypeVar("T_co", covariant=True)
 
 # How a task ended; an int is the cheapest immutable tag to store per outcome.
 SUCCEEDED = 0
@@ -22,7 +24,7 @@ HANDED_OUT = 3
 
 
 @final
-class Outcome(Generic[T]):
+class Outcome(Generic[T_co]):
     """
     How one task of a `JoinSet` ended: a value, an exception, or cancelled.
 
@@ -37,7 +39,7 @@ class Outcome(Generic[T]):
     # reference cycle is made.
     __slots__ = ("_handle", "_kind", "_payload")
 
-    def __init__(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
+    def __init__(self, handle: JoinHandle[T_co], kind: int, payload: object) -> None:
         self._handle = handle
         self._kind = kind
         self._payload = payload
@@ -74,7 +76,7 @@ class Outcome(Generic[T]):
         """Return ``True`` if the task ended cancelled (aborted, or by a scope)."""
         return self._kind == CANCELLED
 
-    def result(self) -> T:
+    def result(self) -> T_co:
         """
         Return the task's return value.
 
@@ -86,7 +88,7 @@ class Outcome(Generic[T]):
             BaseException: The task's own exception (the same object), if it failed.
         """
         if self._kind == SUCCEEDED:
-            return cast("T", self._payload)
+            return cast("T_co", self._payload)
         raise self._failure()
 
     def exception(self) -> Exception | None:

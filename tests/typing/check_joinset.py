@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import AsyncIterator, Hashable, KeysView
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import anyio
 
@@ -304,3 +305,24 @@ def takes_bare(js: JoinSet, jm: JoinMap) -> None:
     # A bare annotation is the default too, not a "missing type parameters" error.
     assert_type(js, JoinSet[object])
     assert_type(jm, JoinMap[Hashable, object])
+
+
+def log_any(outcome: Outcome[object]) -> str:
+    return outcome.name
+
+
+def size_of_any(js: JoinSet[Any]) -> int:
+    return len(js)
+
+
+async def check_passing_sets_and_outcomes() -> None:
+    async with JoinSet[int]() as js:
+        outcome = await js.join_next()
+        if outcome is not None:
+            # Outcome is covariant: it only hands its value out.
+            log_any(outcome)
+        # A set is invariant (it takes tasks of T and hands T out): a function
+        # that takes any set annotates it JoinSet[Any]; a bare JoinSet is the
+        # default, JoinSet[object], which a JoinSet[int] is not.
+        size_of_any(js)
+        takes_bare(js, JoinMap[str, int]())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
