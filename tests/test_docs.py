@@ -131,7 +131,7 @@ def test_every_python_block_is_written_for_the_type_checkers(tmp_path: Path) -> 
     assert sorted(path.read_text(encoding="utf-8") for path in files) == sorted(codes)
     assert len({path.stem for path in files}) == len(codes)
     assert all(path.stem.isidentifier() for path in files)
-    assert set(written) == {"3.10", "3.11"}
+    assert set(written) <= {"3.10", "3.11"}
 
 
 def test_readme_has_runnable_blocks() -> None:
