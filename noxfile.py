@@ -72,10 +72,20 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typing(session: nox.Session) -> None:
+    """The package and its typing tests, then every ```python block of the docs."""
     session.install("-e", ".", *group("typing"))
     session.run("mypy", "--strict")
     session.run("pyright")
     session.run("pyright", "--verifytypes", "anyio_joinset", "--ignoreexternal")
+    # The code users copy is checked as they would check it: each block a module
+    # of its own, as the oldest Python it runs on (tests/test_docs.py says which;
+    # ```py fragments and example includes are not complete programs: skipped).
+    with tempfile.TemporaryDirectory() as blocks:
+        session.run("python", "tests/test_docs.py", blocks)
+        for folder in sorted(Path(blocks).iterdir()):
+            version = folder.name.removeprefix("py")
+            session.run("mypy", "--strict", "--python-version", version, str(folder))
+            session.run("pyright", "--pythonversion", version, str(folder))
 
 
 @nox.session(python="3.11")

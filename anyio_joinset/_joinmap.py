@@ -18,7 +18,7 @@ from collections.abc import (
 from concurrent.futures import Executor, Future
 from threading import get_ident
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, cast, final, overload
 
 from . import _combinators as combinators
 from . import _start as starting
@@ -27,6 +27,12 @@ from ._engine import Engine
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import OPEN
+
+# PEP 696 type parameter defaults: typing has them from 3.13 on.
+if sys.version_info < (3, 13):
+    from typing_extensions import TypeVar
+else:
+    from typing import TypeVar
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
@@ -43,8 +49,10 @@ if TYPE_CHECKING:
 
     PosArgsT = TypeVarTuple("PosArgsT")
 
-K = TypeVar("K", bound=Hashable)
-T = TypeVar("T")
+# A bare JoinMap() is a JoinMap[Hashable, object], as a bare JoinSet() is a
+# JoinSet[object]; JoinMap[str]() is a JoinMap[str, object].
+K = TypeVar("K", bound=Hashable, default=Hashable)
+T = TypeVar("T", default=object)
 
 
 @final

@@ -9,7 +9,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from threading import get_ident
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Literal, final, overload
 
 from anyio.lowlevel import checkpoint
 
@@ -19,6 +19,12 @@ from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import CLOSED, OPEN
+
+# PEP 696 type parameter defaults: typing has them from 3.13 on.
+if sys.version_info < (3, 13):
+    from typing_extensions import TypeVar
+else:
+    from typing import TypeVar
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
@@ -35,7 +41,9 @@ if TYPE_CHECKING:
 
     PosArgsT = TypeVarTuple("PosArgsT")
 
-T = TypeVar("T")
+# A bare JoinSet() is a JoinSet[object]: it takes any task, and its values are
+# typed as what they are, unknown, until narrowed (docs/API.md, Typing).
+T = TypeVar("T", default=object)
 I = TypeVar("I")  # noqa: E741
 
 

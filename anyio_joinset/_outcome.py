@@ -8,7 +8,9 @@ from ._exceptions import TaskCancelled
 if TYPE_CHECKING:
     from ._handle import JoinHandle
 
-T = TypeVar("T")
+# Covariant: an Outcome only hands its value out, so an Outcome[int] is an
+# Outcome[object] (a function that logs any outcome takes Outcome[object]).
+T_co = TypeVar("T_co", covariant=True)
 
 # How a task ended; an int is the cheapest immutable tag to store per outcome.
 SUCCEEDED = 0
@@ -22,7 +24,7 @@ HANDED_OUT = 3
 
 
 @final
-class Outcome(Generic[T]):
+class Outcome(Generic[T_co]):
     """
     How one task of a `JoinSet` ended: a value, an exception, or cancelled.
 
@@ -37,7 +39,7 @@ class Outcome(Generic[T]):
     # reference cycle is made.
     __slots__ = ("_handle", "_kind", "_payload")
 
-    def __init__(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
+    def __init__(self, handle: JoinHandle[T_co], kind: int, payload: object) -> None:
         self._handle = handle
         self._kind = kind
         self._payload = payload
@@ -52,11 +54,29 @@ class Outcome(Generic[T]):
         """The name of the task, the same as its `JoinHandle.name`."""
         return self._handle._name
 
+    def succeeded(self) -> bool:
+        """
+        Return ``True`` if the task returned a value (API.md S6).
+
+        Exactly one of `succeeded`, `failed` and `cancelled` is ``True``. When it
+        is, `result` returns the value and `exception` returns ``None``.
+        """
+        return self._kind == SUCCEEDED
+
+    def failed(self) -> bool:
+        """
+        Return ``True`` if the task raised an `Exception` (API.md S6).
+
+        When it is, `exception` returns that exception and `result` raises it.
+        A cancelled task has not failed: see `cancelled`.
+        """
+        return self._kind == FAILED
+
     def cancelled(self) -> bool:
         """Return ``True`` if the task ended cancelled (aborted, or by a scope)."""
         return self._kind == CANCELLED
 
-    def result(self) -> T:
+    def result(self) -> T_co:
         """
         Return the task's return value.
 
@@ -68,7 +88,7 @@ class Outcome(Generic[T]):
             BaseException: The task's own exception (the same object), if it failed.
         """
         if self._kind == SUCCEEDED:
-            return cast("T", self._payload)
+            return cast("T_co", self._payload)
         try:
             raise self._failure()
         finally:
@@ -76,9 +96,13 @@ class Outcome(Generic[T]):
             # outcome, which holds the exception (concurrent.futures does the same).
             del self
 
-    def exception(self) -> BaseException | None:
+    def exception(self) -> Exception | None:
         """
         Return the task's exception, or ``None`` if it succeeded.
+
+        Always an `Exception`: a task that raises any other `BaseException`
+        (``KeyboardInterrupt``, ``SystemExit``) has no outcome, since that
+        exception propagates (API.md S6).
 
         Raises:
             TaskCancelled: If the task was cancelled.

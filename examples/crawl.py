@@ -106,8 +106,7 @@ def start_server(site: Site) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(site))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    return server, f"http://{host}:{port}"
+    return server, f"http://127.0.0.1:{server.server_port}"
 
 
 # -- the crawler ---------------------------------------------------------------
@@ -118,7 +117,7 @@ class Stats:
     spawned: int = 0
     finished: int = 0
     failed: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter[str])
     interrupted: bool = False
 
 

@@ -47,6 +47,9 @@ async def wait_for_signal(
 async def main(workers: int, stop_after: float | None, grace: float) -> dict[str, int]:
     stop = anyio.Event()
     done = [0] * workers  # units of work done, per worker
+    # Filled in the block: AnyIO types a task group's __aexit__ -> bool (it may
+    # swallow), so a type checker calls a name first bound in it possibly unbound.
+    counts: dict[str, int] = {}
     async with anyio.create_task_group() as tg:
         if sys.platform != "win32":
             await tg.start(wait_for_signal, stop)
@@ -62,12 +65,10 @@ async def main(workers: int, stop_after: float | None, grace: float) -> dict[str
             # shutdown() waits for every worker to end.
             await js.shutdown(grace=grace)
             stats = js.stats()
+        counts["finished"] = stats.joined - stats.cancelled - stats.failed
+        counts["aborted"] = stats.cancelled
         tg.cancel_scope.cancel()  # stop listening for signals
-    counts = {
-        "finished": stats.joined - stats.cancelled - stats.failed,
-        "aborted": stats.cancelled,
-        "units": sum(done),
-    }
+    counts["units"] = sum(done)
     print(
         f"shutdown complete: {counts['finished']} finished, {counts['aborted']} aborted, "
         f"{counts['units']} units of work done",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Hashable
 from pathlib import Path
 
+import anyio
 import pytest
 
 import anyio_joinset
@@ -42,3 +44,19 @@ def test_public_classes_are_final() -> None:
 def test_package_ships_py_typed() -> None:
     """The package ships py.typed (PEP 561)."""
     assert (Path(anyio_joinset.__file__).parent / "py.typed").is_file()
+
+
+async def test_bare_sets_default_their_type_parameters() -> None:
+    """Typing: JoinSet() is a JoinSet[object], JoinMap() a JoinMap[Hashable, object] (PEP 696).
+
+    The defaults are real at run time on every Python (typing_extensions before
+    3.13), so a partly subscripted JoinMap[str]() works too.
+    """
+    (t,) = anyio_joinset.JoinSet.__parameters__
+    k, v = anyio_joinset.JoinMap.__parameters__
+    assert (t.__default__, k.__default__, v.__default__) == (object, Hashable, object)
+    async with anyio_joinset.JoinSet() as js, anyio_joinset.JoinMap[str]() as jm:
+        js.spawn(anyio.lowlevel.checkpoint)
+        jm.spawn("key", anyio.lowlevel.checkpoint)
+        assert await js.join_all() == [None]
+        assert await jm.join_all() == [("key", None)]

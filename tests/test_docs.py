@@ -2,7 +2,9 @@
 The code in the README and the docs is right: every block runs or compiles.
 
 Blocks fenced ```python are complete programs: each runs to the end, asserts
-included (the AnyIO ones on every event loop of BACKENDS). Blocks fenced ```py
+included (the AnyIO ones on every event loop of BACKENDS), and `nox -s typing`
+type-checks each with mypy --strict and pyright strict (``python
+tests/test_docs.py DIR`` writes them out for it). Blocks fenced ```py
 do not run here, and each says why: either it is a `--8<--` include of an
 example, which tests/test_examples.py runs on every event loop, or the line just
 above it reads `<!-- fragment: why it cannot run -->` (invisible on the page).
@@ -82,12 +84,19 @@ ANYIO_BLOCKS = [
     for name, code in blocks("python")
     if "anyio.run(" in code
 ]
+
+
+def oldest_python(code: str) -> tuple[int, int]:
+    """The oldest Python a ```python block runs on (the package's own: 3.10)."""
+    return (3, 11) if "asyncio.TaskGroup" in code else (3, 10)
+
+
 NATIVE_BLOCKS = [
     pytest.param(
         code,
         id=name,
         marks=pytest.mark.skipif(
-            "asyncio.TaskGroup" in code and sys.version_info < (3, 11),
+            sys.version_info < oldest_python(code),
             reason="asyncio.TaskGroup is new in Python 3.11",
         ),
     )
@@ -124,6 +133,40 @@ NOT_RUN = [
     pytest.param(name, marks=[pytest.mark.skip(reason=why)] if why else [], id=name)
     for name, why in py_blocks()
 ]
+
+
+def write_for_type_checkers(directory: Path) -> dict[str, list[Path]]:
+    """
+    Write each ```python block as a module of its own, for mypy and pyright.
+
+    One subdirectory per oldest Python the blocks run on (``py3.10``, ``py3.11``),
+    each to be checked as that version. ```py blocks are skipped: they are
+    fragments (top-level ``await``, names defined elsewhere) or includes of an
+    example, which is a program of its own: tests/test_examples.py runs it and
+    the package's own mypy and pyright runs check it (pyproject.toml).
+    Returns the files written, by Python version.
+    """
+    written: dict[str, list[Path]] = {}
+    for name, code in blocks("python"):
+        version = "{}.{}".format(*oldest_python(code))
+        folder = directory / f"py{version}"
+        folder.mkdir(parents=True, exist_ok=True)
+        module = re.sub(r"\W", "_", name.replace(".md#", "_"))
+        path = folder / f"{module}.py"
+        path.write_text(code, encoding="utf-8")
+        written.setdefault(version, []).append(path)
+    return written
+
+
+def test_every_python_block_is_written_for_the_type_checkers(tmp_path: Path) -> None:
+    """nox -s typing checks every ```python block, each as a module of its own."""
+    written = write_for_type_checkers(tmp_path)
+    files = [path for paths in written.values() for path in paths]
+    codes = [code for _, code in blocks("python")]
+    assert sorted(path.read_text(encoding="utf-8") for path in files) == sorted(codes)
+    assert len({path.stem for path in files}) == len(codes)
+    assert all(path.stem.isidentifier() for path in files)
+    assert set(written) <= {"3.10", "3.11"}
 
 
 def test_readme_has_runnable_blocks() -> None:
@@ -324,3 +367,8 @@ def test_port_is_no_longer_than_the_original(original: str) -> None:
     assert row is not None, f"no row for {original} in the table"
     assert (int(row[1]), int(row[2])) == (before, port)
     assert port <= before
+
+
+if __name__ == "__main__":
+    # nox -s typing: write the blocks into the directory given (py3.10/, py3.11/).
+    write_for_type_checkers(Path(sys.argv[1]))

@@ -130,6 +130,35 @@ async def test_s5_completion_order_none_when_empty_and_cancel_safe(face: Face) -
         assert await face.join_next(s) is None
 
 
+# -- S6 errors are values: how an outcome says how its task ended ---------------------
+
+
+async def test_s6_outcome_succeeded_failed_cancelled(face: Face) -> None:
+    """S6: exactly one of succeeded(), failed(), cancelled() holds; exception() is an Exception."""
+    error = ValueError("failed")
+    async with face.make() as s:
+        ok = face.spawn(s, value_of, None)  # a None value is a success, not a failure
+        bad = face.spawn(s, fail_with, error)
+        aborted = face.spawn(s, forever)
+        await anyio.wait_all_tasks_blocked()
+        aborted.abort()
+        by_id = {o.id: o for o in await face.outcomes(s)}
+    kinds = {
+        handle.id: (o.succeeded(), o.failed(), o.cancelled())
+        for handle in (ok, bad, aborted)
+        for o in [by_id[handle.id]]
+    }
+    assert kinds == {
+        ok.id: (True, False, False),
+        bad.id: (False, True, False),
+        aborted.id: (False, False, True),
+    }
+    assert by_id[ok.id].exception() is None
+    assert by_id[bad.id].exception() is error
+    with pytest.raises(TaskCancelled):
+        by_id[aborted.id].exception()
+
+
 # -- S7 abort, S8 abort_all ------------------------------------------------------------
 
 

@@ -108,6 +108,69 @@ async def test_body_base_exception_propagates_unchanged() -> None:
     assert stop.__context__ is None
 
 
+async def test_leaving_never_swallows_what_the_body_raised() -> None:
+    """S13: __aexit__ returns None for every exit, so it never swallows an exception."""
+    error = LookupError("from the body")
+    for exc in (None, error):
+        js = JoinSet[object]()
+        await js.__aenter__()
+        js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        assert await js.__aexit__(None if exc is None else type(exc), exc, None) is None
+        assert len(js) == 0
+
+
+async def test_body_cancellation_leaves_as_the_same_object() -> None:
+    """S13: the body's cancellation leaves the block as itself; its own scope catches it."""
+    cancelled = anyio.get_cancelled_exc_class()
+    raised: list[BaseException] = []
+    left: list[BaseException] = []
+    with anyio.CancelScope() as scope:
+        try:
+            async with JoinSet[object]() as js:
+                js.spawn(forever)
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+                try:
+                    await anyio.sleep_forever()
+                except cancelled as exc:
+                    raised.append(exc)
+                    raise
+        except cancelled as exc:
+            left.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert len(raised) == len(left) == 1
+    assert left[0] is raised[0]
+
+
+async def test_stale_cancellation_of_the_body_is_not_swallowed() -> None:
+    """S13: a cancellation the body re-raises after its scope ended goes on out.
+
+    No live scope claims it, and the set's task group would (its scope is
+    cancelled as the body's exception reaches it): the set does not let it, so
+    the block behaves as if the set were not there.
+    """
+    cancelled = anyio.get_cancelled_exc_class()
+    stale: list[BaseException] = []
+    gate = Gate()
+    with pytest.raises(cancelled) as info:
+        async with JoinSet[object]() as js:
+            js.spawn(gate.wait)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.CancelScope() as inner:
+                inner.cancel()
+                try:
+                    await anyio.sleep_forever()
+                except cancelled as exc:
+                    stale.append(exc)
+            assert inner.cancelled_caught is False
+            raise stale[0]
+    assert info.value is stale[0]
+    assert gate.cleaned_up
+    assert not gate.finished
+
+
 async def test_body_cancelled_by_outer_scope_aborts_tasks() -> None:
     """S13: leaving by cancellation aborts the tasks and the cancellation is absorbed."""
     gate = Gate()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import AsyncIterator, KeysView
+from collections.abc import AsyncIterator, Hashable, KeysView
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import anyio
 
@@ -73,7 +74,9 @@ async def check() -> None:
         assert_type(outcome, Outcome[int] | None)
         if outcome is not None:
             assert_type(outcome.result(), int)
-            assert_type(outcome.exception(), BaseException | None)
+            assert_type(outcome.exception(), Exception | None)
+            assert_type(outcome.succeeded(), bool)
+            assert_type(outcome.failed(), bool)
             assert_type(outcome.cancelled(), bool)
             assert_type(outcome.id, int)
             assert_type(outcome.name, str)
@@ -224,3 +227,102 @@ def catches(error: anyio.TaskCancelled, failed: anyio.TaskFailed) -> None: ...
 def check_task_cancelled_base() -> None:
     # S-exceptions: anyio_joinset.TaskCancelled is an anyio.TaskCancelled (and TaskFailed).
     catches(TaskCancelled("x"), TaskCancelled("x"))
+
+
+# -- Code as users write it (issue 13): the block swallows nothing (S13) --------------
+
+
+async def sum_after_the_block(n: int) -> int:
+    # With __aexit__ -> bool, mypy --strict said "Missing return statement" here.
+    async with JoinSet[int]() as js:
+        for x in range(n):
+            js.spawn(double, x)
+        return sum(await js.join_all())
+
+
+async def square(x: int) -> int:
+    await anyio.sleep(0.02 * (5 - x))
+    return x * x
+
+
+async def readme_first_example() -> None:
+    # With __aexit__ -> bool, pyright strict said "results is possibly unbound".
+    async with JoinSet[int]() as js:
+        for x in range(5):
+            js.spawn(square, x)
+        results = [outcome.result() async for outcome in js]
+    assert results == [16, 9, 4, 1, 0]
+
+
+async def check_aexit_returns_none() -> None:
+    js = JoinSet[int]()
+    await js.__aenter__()
+    assert_type(await js.__aexit__(None, None, None), None)
+    jm = JoinMap[str, int]()
+    await jm.__aenter__()
+    assert_type(await jm.__aexit__(None, None, None), None)
+
+
+async def check_outcome_kinds(outcome: Outcome[int]) -> None:
+    error = outcome.exception()
+    if error is not None:
+        assert_type(error, Exception)  # only Exceptions are captured (S6)
+    if outcome.succeeded():
+        assert_type(outcome.result(), int)
+
+
+# -- Default type parameters (PEP 696): a bare JoinSet() is a JoinSet[object] ----------
+
+
+async def check_bare_sets() -> None:
+    js = JoinSet()
+    assert_type(js, JoinSet[object])
+    async with JoinSet() as bare:
+        assert_type(bare, JoinSet[object])
+        bare.spawn(returns_int, 1, "a")
+        bare.spawn(returns_str)
+        bare.spawn(anyio.sleep_forever)
+        outcome = await bare.join_next()
+        assert_type(outcome, Outcome[object] | None)
+        assert_type(await bare.join_all(), list[object])
+        # Values of a bare set are object until narrowed: not silently Any.
+        sum(await bare.join_all())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType,reportCallIssue]
+    # An annotated target picks the type parameter, as for any generic class.
+    annotated: JoinSet[int] = JoinSet()
+    assert_type(annotated, JoinSet[int])
+    async with JoinMap() as jm:
+        assert_type(jm, JoinMap[Hashable, object])
+        jm.spawn("key", returns_str)
+        jm.spawn(1, no_args)
+    async with JoinMap[str]() as by_name:
+        assert_type(by_name, JoinMap[str, object])
+        by_name.spawn(1, no_args)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    JoinMap[list[int], int]()  # type: ignore[type-var]  # pyright: ignore[reportInvalidTypeArguments]
+    JoinSet[int, str]()  # type: ignore[misc]  # pyright: ignore[reportInvalidTypeArguments]
+
+
+def takes_bare(js: JoinSet, jm: JoinMap) -> None:
+    # A bare annotation is the default too, not a "missing type parameters" error.
+    assert_type(js, JoinSet[object])
+    assert_type(jm, JoinMap[Hashable, object])
+
+
+def log_any(outcome: Outcome[object]) -> str:
+    return outcome.name
+
+
+def size_of_any(js: JoinSet[Any]) -> int:
+    return len(js)
+
+
+async def check_passing_sets_and_outcomes() -> None:
+    async with JoinSet[int]() as js:
+        outcome = await js.join_next()
+        if outcome is not None:
+            # Outcome is covariant: it only hands its value out.
+            log_any(outcome)
+        # A set is invariant (it takes tasks of T and hands T out): a function
+        # that takes any set annotates it JoinSet[Any]; a bare JoinSet is the
+        # default, JoinSet[object], which a JoinSet[int] is not.
+        size_of_any(js)
+        takes_bare(js, JoinMap[str, int]())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
