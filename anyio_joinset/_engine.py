@@ -159,6 +159,8 @@ class Engine(Generic[T]):
     _cancelled_exc: type[BaseException]
     _keys: dict[Any, JoinHandle[T]] | None
     _send: MemoryObjectSendStream[JoinHandle[T]]
+    _pending: int
+    _nready: int
     _push: Callable[[JoinHandle[T]], None]
     _pull: Callable[[], JoinHandle[T]]
     _receive: MemoryObjectReceiveStream[JoinHandle[T]]
@@ -399,7 +401,15 @@ class Engine(Generic[T]):
             status._handle = handle
         try:
             if self._slots is None and self._state == OPEN:
-                self._start(handle, coro, None)  # _launch's common case, inline
+                # _launch's and _start's common case, inline: this runs once per task.
+                self._running += 1
+                wrapper = self._run(handle, coro, False)
+                try:
+                    handle._task = self._tg.create_task(wrapper, name=name)
+                except BaseException:
+                    wrapper.close()
+                    self._refused(handle, coro)
+                    raise
             else:
                 self._launch(handle, coro)
         except BaseException:
@@ -434,13 +444,18 @@ class Engine(Generic[T]):
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
         except BaseException:
             wrapper.close()
-            self._running -= 1
-            del self._live[handle]
-            if self._keys is not None and self._keys.get(handle._key) is handle:
-                del self._keys[handle._key]
-            self._pending -= 1  # just added: never detached (only older tasks are)
-            coro.close()
+            self._refused(handle, coro)
             raise
+
+    def _refused(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+        """The backend refused to start the task: undo its counting (S3)."""
+        self._running -= 1
+        del self._live[handle]
+        if self._keys is not None and self._keys.get(handle._key) is handle:
+            del self._keys[handle._key]
+        if not handle._detached:
+            self._pending -= 1  # just added: never detached (only older tasks are)
+        coro.close()
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], queued: bool) -> None:
         # The task wrapper: record however ``coro`` ends on its handle (kind and

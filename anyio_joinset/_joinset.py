@@ -18,6 +18,7 @@ from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
 from ._offload import future_call, process_call, submit_call, thread_call
+from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
     from ._combinators import Feed
     from ._handle import JoinHandle
-    from ._outcome import Outcome
     from ._start import Follow
 
     if sys.version_info >= (3, 11):
@@ -435,7 +435,18 @@ class JoinSet(Engine[T]):
             if not self._pending or self._state == CLOSED:
                 return None
             await self._wait()
-        return self._pop()
+        if self._front or self._waiters or self._room is not None:
+            return self._pop()
+        # _pop's common case, inline (nothing put back, nobody else waiting).
+        handle = self._pull()
+        while handle._detached:
+            handle = self._pull()  # a task detached after it finished: skipped
+        self._nready -= 1
+        self._pending -= 1
+        outcome = Outcome(handle, handle._kind, handle._payload)
+        handle._payload = None  # the outcome holds it now: no cycle is left
+        handle._kind = HANDED_OUT
+        return outcome
 
     def try_join_next(self) -> Outcome[T] | None:
         """
