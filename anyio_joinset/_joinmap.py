@@ -24,6 +24,7 @@ from . import _combinators as combinators
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, close_coroutines
 from ._engine import Engine
+from ._feed import feed
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import OPEN
@@ -31,7 +32,7 @@ from ._states import OPEN
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
-    from ._combinators import Feed
+    from ._feed import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
     from ._start import Follow
@@ -256,7 +257,7 @@ class JoinMap(Engine[T], Generic[K, T]):
             _check_key(key, "JoinMap.map()")
             self._spawn(func, (key,), None, key, "map()")
 
-        return combinators.feed(self, func, inputs, spawn, combinators.tagged)
+        return feed(self, func, inputs, spawn, combinators.tagged)
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 

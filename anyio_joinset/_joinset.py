@@ -17,13 +17,14 @@ from . import _combinators as combinators
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
+from ._feed import feed
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import CLOSED, OPEN
 
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
-    from ._combinators import Feed
+    from ._feed import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
     from ._start import Follow
@@ -389,7 +390,7 @@ class JoinSet(Engine[T]):
                 ``inputs`` is not iterable (S3).
             RuntimeError: If called from another thread or event loop (S2).
         """
-        return combinators.feed(
+        return feed(
             self,
             func,
             inputs,
