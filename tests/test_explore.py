@@ -528,6 +528,9 @@ class FeedScript:
     joiner: a join_next loop in another task takes outcomes too.
     hand: one task spawned by hand, beside the fed ones.
     aclose: the body closes the Feed after a checkpoint.
+    stream: the inputs come from a memory object stream that stays open until
+        every task is blocked; then no consumer may be waiting while an outcome is
+        ready (invariant 3), and the stream is closed, which ends the feeding.
     """
 
     name: str
@@ -538,6 +541,7 @@ class FeedScript:
     joiner: bool = True
     hand: bool = True
     aclose: bool = False
+    stream: bool = False
     max_delays: int = 4
 
 
@@ -547,6 +551,8 @@ FEED_SCRIPTS = [
     FeedScript("feed-inputs-error", 1, fail=True, limit=None),
     FeedScript("feed-aclose", 3, joiner=False, aclose=True),
     FeedScript("feed-error-cancel-aclose", 1, fail=True, consumer="cancel", aclose=True),
+    FeedScript("feed-stream-cancelled-consumer", 2, consumer="cancel", stream=True),
+    FeedScript("feed-stream-kept", 2, limit=None, stream=True),
 ]
 
 
@@ -571,14 +577,48 @@ class FeedRun:
         self.finished = False
         self.log: list[str] = []
         self.failed_at = 0
+        self.waiting: set[str] = set()  # who is inside a step or a join_next
+        self.send, self.receive = anyio.create_memory_object_stream[int](script.inputs)
+        self.loop: Any = None
+        self.stream_ended = False
 
     async def inputs(self) -> Any:
+        if self.script.stream:
+            for i in range(100, 100 + self.script.inputs):
+                self.send.send_nowait(i)
+            async with self.receive:
+                async for i in self.receive:
+                    self.taken.append(i)
+                    yield i
+            return
         for i in range(100, 100 + self.script.inputs):
             self.taken.append(i)
             yield i
             await checkpoint()
         if self.script.fail:
             raise ValueError("inputs broke")
+
+    def quiescent(self) -> bool:
+        """
+        Every task is blocked: check invariant 3, then end a stream's inputs.
+
+        Returns whether that was the stream's end (the run goes on) rather than a
+        deadlock.
+        """
+        if not self.script.stream or self.stream_ended:
+            return False
+        self.stream_ended = True
+        js = self.js
+        if js is not None and js.stats().finished and self.waiting:
+            self.fail(f"{sorted(self.waiting)} waiting while an outcome is ready")
+        self.send.close()
+        return True
+
+    def on_idle(self, why: str) -> None:
+        if self.quiescent():
+            self.loop._idle_calls = 0  # the stream's end made something ready
+        else:
+            self.fail(why)
 
     def record(self, outcome: Outcome[int], who: str) -> None:
         self.handed[outcome.id] += 1
@@ -594,8 +634,6 @@ class FeedRun:
         self.violations.append(message)
         if self.watchdog is not None:
             self.watchdog.cancel()
-
-    on_idle = fail
 
     def check_len(self) -> None:
         """After every callback: len is exactly spawned minus handed out (S4)."""
@@ -631,6 +669,7 @@ async def _feed_consumer(run: FeedRun, feed: Any) -> None:
                 run.inside_first = True
                 run.entered.set()
                 try:
+                    run.waiting.add("consumer")
                     with anyio.CancelScope() as run.scope:
                         _, outcome = await feed.__anext__()
                 finally:
@@ -638,12 +677,15 @@ async def _feed_consumer(run: FeedRun, feed: Any) -> None:
                 if run.scope.cancelled_caught:
                     continue
             else:
+                run.waiting.add("consumer")
                 _, outcome = await feed.__anext__()
         except StopAsyncIteration:
             break
         except ValueError:
             run.errors_raised += 1
             continue
+        finally:
+            run.waiting.discard("consumer")
         run.record(outcome, "the Feed's consumer")
     run.ended.add("consumer")
 
@@ -658,13 +700,22 @@ async def _feed_canceller(run: FeedRun) -> None:
 async def _feed_joiner(run: FeedRun) -> None:
     js = run.js
     assert js is not None
-    while (outcome := await js.join_next()) is not None:
+    while True:
+        run.waiting.add("joiner")
+        try:
+            outcome = await js.join_next()
+        finally:
+            run.waiting.discard("joiner")
+        if outcome is None:
+            break
         run.record(outcome, "the joiner")
     run.ended.add("joiner")
 
 
 async def _trio_feed_deadlock_watch(run: FeedRun) -> None:
     await anyio.wait_all_tasks_blocked()
+    if run.quiescent():
+        await anyio.wait_all_tasks_blocked()
     run.fail("deadlock: every task is blocked")
 
 
@@ -682,7 +733,8 @@ async def play_feed(run: FeedRun) -> None:
         if on_asyncio
         else contextlib.nullcontext()
     )
-    with loop_watch, anyio.CancelScope() as run.watchdog:
+    run.loop = asyncio.get_running_loop() if on_asyncio else None
+    with loop_watch, run.send, run.receive, anyio.CancelScope() as run.watchdog:
         async with anyio.create_task_group() as watch:
             if not on_asyncio:
                 watch.start_soon(_trio_feed_deadlock_watch, run)

@@ -17,8 +17,9 @@ from helpers import VIRTUAL_TIME, Gate, forever, value_of
 
 
 def in_another_loop(func: Any) -> Any:
-    """Run an async callable in an event loop of a worker thread's own."""
-    return anyio.to_thread.run_sync(lambda: anyio.run(func))
+    """Run an async callable in an event loop of a worker thread's own (abandoned if
+    the test's deadline cancels the wait: a test of misuse fails, never hangs)."""
+    return anyio.to_thread.run_sync(lambda: anyio.run(func), abandon_on_cancel=True)
 
 
 # -- item 1: an error of the inputs is raised at once ------------------------------
@@ -91,8 +92,10 @@ async def test_aclose_from_another_thread_is_refused() -> None:
     """S2, S20: Feed.aclose() from another thread or event loop raises and stops nothing."""
     async with JoinSet[int](limit=1) as js:
         feed = js.map(value_of, [1, 2, 3])
-        first = await feed.__anext__()
         message = r"^JoinSet\.map\(\)\.aclose\(\) was called from another thread or event loop"
+        with pytest.raises(RuntimeError, match=message):
+            await in_another_loop(feed.aclose)
+        first = await feed.__anext__()  # not closed: it feeds
         with pytest.raises(RuntimeError, match=message):
             await in_another_loop(feed.aclose)
         rest = [item async for item, _ in feed]
