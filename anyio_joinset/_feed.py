@@ -29,6 +29,7 @@ import logging
 import sys
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import suppress
 from types import AsyncGeneratorType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
 
@@ -113,8 +114,7 @@ class _Feeding(Generic[T, I]):
         error = self.error
         assert error is not None  # noqa: S101
         self.error = None
-        if not self.feeding:
-            self.engine._feeders.pop(self, None)
+        self.engine._feeders.pop(self, None)  # an error is only stored as the feeder ends
         return error
 
     def drop_error(self) -> None:
@@ -361,12 +361,10 @@ class Feed(Generic[T, V]):
             )
             warnings.warn(msg, RuntimeWarning, stacklevel=1)
             return
-        try:
+        with suppress(Exception):  # the event loop is gone: nothing left to stop
             task = feeding.task
             if task is not None and feeding.feeding:
                 task.cancel()
-        except Exception:  # noqa: BLE001, S110 - the event loop is gone
-            pass
         feeding.drop_error()
 
 
