@@ -556,3 +556,25 @@ async def test_a_rate_limited_feed_takes_each_input_when_its_task_can_start(
         got = [item async for item, _ in js.map(record, inputs())]
     assert sorted(got) == list(range(20))  # type: ignore[type-var]
     assert taken == starts
+
+
+@VIRTUAL_TIME
+async def test_a_refused_task_start_under_rate_owes_no_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S3, S14, S18: a task start the backend refuses leaves no turn owed:
+    wait_for_capacity still returns at once (virtual time)."""
+    async with JoinSet[object](rate=(1, 1.0)) as js:
+
+        def refuse(coro: object, **_options: object) -> None:
+            coro.close()  # type: ignore[attr-defined]
+            msg = "refused"
+            raise RuntimeError(msg)
+
+        monkeypatch.setattr(js._tg, "create_task", refuse)
+        with pytest.raises(RuntimeError, match=r"^refused$"):
+            js.spawn(value_of, 1)
+        monkeypatch.undo()
+        t0 = anyio.current_time()
+        await js.wait_for_capacity()
+        assert anyio.current_time() == t0
