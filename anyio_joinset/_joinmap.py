@@ -250,7 +250,9 @@ class JoinMap(Engine[T], Generic[K, T]):
         under ``key`` for each input, lazily, as ``limit`` and ``rate`` allow, and
         yields every outcome of the map (tasks spawned by hand meanwhile included)
         with its key, until the inputs are exhausted and the map is empty. An
-        unhashable input is raised by the iteration, as the inputs' own errors are.
+        unhashable input is raised by the iteration, as the inputs' own errors are,
+        and kept in ``Feed.unfed``. ``async with jm.map(func, inputs) as feed:``
+        gives the feeding a block of its own, as for a `JoinSet`.
         """
 
         def spawn(key: K) -> None:

@@ -374,9 +374,12 @@ class JoinSet(Engine[T]):
         meanwhile (a crawler's new links) come through the same loop with ``None``
         for the item. Iteration ends once the inputs are exhausted and the set is
         empty. An exception raised by ``inputs`` is raised by the iteration.
-        Breaking out of the loop, ``aclose()``, `shutdown` and leaving the block
-        stop the feeding. Without ``limit`` or ``rate``, every input is spawned at
-        once.
+        Nothing happens until the Feed is iterated or entered: ``async with
+        js.map(func, inputs) as feed:`` feeds for the block's lifetime (leaving it
+        stops the feeding and waits for the inputs' cleanup); breaking out of the
+        bare loop, ``aclose()``, `shutdown` and leaving the set's block stop it too.
+        The Feed never closes an iterator or stream passed in that the caller owns
+        (see `Feed`). Without ``limit`` or ``rate``, every input is spawned at once.
 
         Args:
             func: A callable that returns a coroutine, called with each item.
