@@ -2,8 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._combinators import Feed
 from ._exceptions import TaskCancelled
+from ._feed import Feed
 from ._handle import JoinHandle, TaskState
 from ._joinmap import JoinMap
 from ._joinset import JoinSet, JoinSetStats

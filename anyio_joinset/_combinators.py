@@ -1,6 +1,7 @@
 # The combinators, written once against the engine's operations (take the next
 # outcome, put outcomes back, abort all) so both faces get them: shutdown (S9),
-# join_all (S11), first_success (S19) and feeding (S20).
+# join_all (S11) and first_success (S19). Feeding (S20) has a module of its own,
+# _feed.py.
 #
 # Cancel safety (S11, S19): everything a combinator took and did not return or
 # raise goes back to the set, ahead of later outcomes, in the order it was taken.
@@ -9,20 +10,15 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import anyio
-from anyio.lowlevel import checkpoint
 
-from ._calling import check_map_func
 from ._engine import Engine, discard, discard_all
 from ._outcome import SUCCEEDED, Outcome
 from ._states import OPEN, SHUTTING
-
-if TYPE_CHECKING:
-    from anyio import TaskHandle
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -150,162 +146,6 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
         raise error
     finally:
         del error
-
-
-@final
-class _Feeding(Generic[T, I]):
-    """What the feeder task needs: no reference back to the consumer's iterator."""
-
-    __slots__ = ("engine", "error", "inputs", "spawn", "task")
-
-    def __init__(
-        self,
-        engine: Engine[T],
-        inputs: Iterable[I] | AsyncIterable[I],
-        spawn: Callable[[I], object],
-    ) -> None:
-        self.engine: Engine[T] = engine
-        self.inputs: Iterable[I] | AsyncIterable[I] = inputs
-        self.spawn: Callable[[I], object] = spawn
-        self.error: BaseException | None = None
-        self.task: TaskHandle[None] | None = None
-
-    async def _wait_for_room(self) -> None:
-        # Under limit, count what is not consumed yet (finished outcomes included):
-        # a slow consumer holds the feeding back, so memory stays O(limit) (S20).
-        engine = self.engine
-        if engine._slots is not None:
-            await engine._wait_for_room(engine._slots.limit)
-        await engine._wait_for_capacity()
-
-    async def run(self) -> None:
-        engine = self.engine
-        inputs = self.inputs
-        try:
-            if isinstance(inputs, AsyncIterable):
-                items = inputs.__aiter__()
-                try:
-                    while True:
-                        await self._wait_for_room()
-                        try:
-                            item = await items.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        self.spawn(item)
-                finally:
-                    # We began the iteration, so we end it, inside the block: an
-                    # async generator's cleanup never outlives the set (S20).
-                    aclose = getattr(items, "aclose", None)
-                    if aclose is not None:
-                        with anyio.CancelScope(shield=True):
-                            await aclose()
-            else:
-                iterator: Iterator[I] = iter(inputs)
-                while True:
-                    await self._wait_for_room()
-                    try:
-                        item = next(iterator)
-                    except StopIteration:
-                        break
-                    self.spawn(item)
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer
-            self.error = exc
-        finally:
-            task = self.task
-            assert task is not None  # noqa: S101
-            engine._feeders.pop(task, None)
-            engine._wake_all()  # our consumer, waiting on an empty set, may stop now
-
-
-@final
-class Feed(Generic[T, V]):
-    """
-    What ``map()`` returns: ``async for ... in js.map(func, inputs)`` (S20).
-
-    A feeder task of its own (in the set's task group, not one of the set's tasks:
-    it takes no slot and does not count in ``len``) waits until fewer than ``limit``
-    outcomes are still to be taken, and for the ``rate`` turn, before it takes each
-    next input, so at most ``limit`` inputs are in memory at once. Iteration takes
-    the set's outcomes, fed or spawned by hand, until the inputs are exhausted and
-    the set is empty. `aclose`, ``shutdown()`` and leaving the block stop the
-    feeding, and so does dropping the iterator (breaking out of ``async for x in
-    js.map(...)`` does; keep the Feed in a variable and call `aclose` instead).
-    """
-
-    __slots__ = ("_feeding", "_present", "_started")
-
-    def __init__(self, feeding: _Feeding[T, Any], present: Callable[[Outcome[T]], V]) -> None:
-        self._feeding = feeding
-        self._present = present
-        self._started = False
-
-    def __aiter__(self) -> Feed[T, V]:
-        """The iterator itself: ``async for ... in js.map(...)``."""
-        return self
-
-    async def __anext__(self) -> V:
-        """The next outcome of the set, tagged with its input (or key)."""
-        feeding = self._feeding
-        engine = feeding.engine
-        if not self._started:
-            self._started = True
-            engine._check_thread("map()")
-            if engine._state > SHUTTING:
-                raise engine._not_open("map()")
-            if engine._state == OPEN:
-                task = engine._tg.create_task(feeding.run(), name=f"{engine._face}.map() feeder")
-                feeding.task = task
-                engine._feeders[task] = None
-        while True:
-            if feeding.error is None:
-                outcome = await engine._next()
-                if outcome is not None:
-                    return self._present(outcome)
-            if feeding.error is not None:
-                # The inputs raised: raised here, at once (their outcomes stay in the set).
-                error, feeding.error = feeding.error, None
-                raise error
-            if feeding.task is None or feeding.task not in engine._feeders:
-                raise StopAsyncIteration
-            # The set is empty, but our feeder may still spawn: wait for news.
-            await engine._wait()
-
-    async def aclose(self) -> None:
-        """Stop feeding: no more inputs are taken (tasks already spawned keep running)."""
-        self._stop()
-        await checkpoint()
-
-    def _stop(self) -> None:
-        task = self._feeding.task
-        if task is not None and task in self._feeding.engine._feeders:
-            task.cancel()
-
-    def __del__(self) -> None:
-        # Broke out of the loop and dropped the iterator: stop taking inputs. (If the
-        # event loop is already gone, there is nothing left to stop.)
-        with suppress(Exception):
-            self._stop()
-
-
-def feed(
-    engine: Engine[T],
-    func: object,
-    inputs: object,
-    spawn: Callable[[Any], object],
-    present: Callable[[Outcome[T]], V],
-) -> Feed[T, V]:
-    """Check ``map()``'s arguments at the call (S2, S3) and make its iterator (S20)."""
-    where = f"{engine._face}.map()"
-    engine._check_thread("map()")
-    check_map_func(func, where)
-    if not isinstance(inputs, (Iterable, AsyncIterable)):
-        msg = (
-            f"{where} expects its inputs as an iterable or an async iterable, "
-            f"got {type(inputs).__name__}."
-        )
-        raise TypeError(msg)
-    feeding: _Feeding[T, Any] = _Feeding(engine, cast("Iterable[Any]", inputs), spawn)
-    return Feed(feeding, present)
 
 
 def outcome_only(outcome: Outcome[T]) -> Outcome[T]:

@@ -72,7 +72,7 @@ from contextvars import Context, copy_context
 from threading import get_ident
 from traceback import format_exception_only
 from types import FunctionType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from anyio import (
     Event,
@@ -106,6 +106,9 @@ if TYPE_CHECKING:
 
     from ._rate import StartRate
     from ._start import TaskStatus
+
+    class _Feeder(Protocol):
+        def cancel(self) -> None: ...
 
     if sys.version_info >= (3, 11):
         from typing import Self
@@ -190,8 +193,9 @@ class Engine(Generic[T]):
         self._waiters: dict[Event, None] = {}
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
         self._room: Event | None = None  # a feeder waiting for len to drop (S20)
-        # Feeders still running (S20): their consumers keep waiting on an empty set.
-        self._feeders: dict[TaskHandle[None], None] = {}
+        # Feeds still feeding, or holding an error of their inputs (S20, _feed.py):
+        # _stop_feeding calls their cancel().
+        self._feeders: dict[_Feeder, None] = {}
         self._thread: int | None = None
         self._host: object = None
 
@@ -400,7 +404,7 @@ class Engine(Generic[T]):
             handle._status = status
             status._handle = handle
         try:
-            if self._slots is None and self._state == OPEN:
+            if self._slots is None and self._rate is None and self._state == OPEN:
                 # _launch's and _start's common case, inline: this runs once per task.
                 self._running += 1
                 wrapper = self._run(handle, coro, False)
@@ -439,10 +443,14 @@ class Engine(Generic[T]):
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
     ) -> None:
         self._running += 1
+        if self._rate is not None:
+            self._rate.expect()  # so wait_for_capacity waits for its turn (S18)
         wrapper = self._run(handle, coro, context is not None)
         try:
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
         except BaseException:
+            if self._rate is not None:
+                self._rate.skip()  # the wrapper never ran
             wrapper.close()
             self._refused(handle, coro)
             raise
@@ -468,6 +476,8 @@ class Engine(Generic[T]):
         if handle._aborted or (queued and current_effective_deadline() == -math.inf):
             # Aborted before it started, or started from the queue into a cancelled
             # task group: its body never runs (S7, S14).
+            if self._rate is not None:
+                self._rate.skip()
             coro.close()
             self._cancelled += 1
             self._finish(handle, CANCELLED, None)
@@ -828,10 +838,14 @@ class Engine(Generic[T]):
         self._check_thread("wait_for_capacity()")
         await checkpoint()
         slots, rate = self._slots, self._rate
-        if slots is not None:
-            await slots.wait_room(self)
-        if rate is not None and self._state == OPEN:
-            await rate.wait_capacity()
+        # A free slot and the rate turn at one instant: each wait may undo the other.
+        while True:
+            if slots is not None and not slots.has_capacity(self):
+                await slots.wait_room(self)
+            elif rate is not None and self._state == OPEN and not rate.has_capacity():
+                await rate.wait_capacity()
+            else:
+                return
 
     def _state_name(self) -> str:
         return ("new", "open", "shutting down", "closing", "closed")[self._state]

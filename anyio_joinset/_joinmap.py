@@ -24,6 +24,7 @@ from . import _combinators as combinators
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, close_coroutines
 from ._engine import Engine
+from ._feed import feed
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import OPEN
@@ -37,7 +38,7 @@ else:
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
-    from ._combinators import Feed
+    from ._feed import Feed
     from ._handle import JoinHandle
     from ._outcome import Outcome
     from ._start import Follow
@@ -257,14 +258,16 @@ class JoinMap(Engine[T], Generic[K, T]):
         under ``key`` for each input, lazily, as ``limit`` and ``rate`` allow, and
         yields every outcome of the map (tasks spawned by hand meanwhile included)
         with its key, until the inputs are exhausted and the map is empty. An
-        unhashable input is raised by the iteration, as the inputs' own errors are.
+        unhashable input is raised by the iteration, as the inputs' own errors are,
+        and kept in ``Feed.unfed``. ``async with jm.map(func, inputs) as feed:``
+        gives the feeding a block of its own, as for a `JoinSet`.
         """
 
         def spawn(key: K) -> None:
             _check_key(key, "JoinMap.map()")
             self._spawn(func, (key,), None, key, "map()")
 
-        return combinators.feed(self, func, inputs, spawn, combinators.tagged)
+        return feed(self, func, inputs, spawn, combinators.tagged)
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 

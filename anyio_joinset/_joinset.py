@@ -17,6 +17,7 @@ from . import _combinators as combinators
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
+from ._feed import feed
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
@@ -30,7 +31,7 @@ else:
 if TYPE_CHECKING:
     from anyio import CapacityLimiter
 
-    from ._combinators import Feed
+    from ._feed import Feed
     from ._handle import JoinHandle
     from ._start import Follow
 
@@ -381,9 +382,12 @@ class JoinSet(Engine[T]):
         meanwhile (a crawler's new links) come through the same loop with ``None``
         for the item. Iteration ends once the inputs are exhausted and the set is
         empty. An exception raised by ``inputs`` is raised by the iteration.
-        Breaking out of the loop, ``aclose()``, `shutdown` and leaving the block
-        stop the feeding. Without ``limit`` or ``rate``, every input is spawned at
-        once.
+        Nothing happens until the Feed is iterated or entered: ``async with
+        js.map(func, inputs) as feed:`` feeds for the block's lifetime (leaving it
+        stops the feeding and waits for the inputs' cleanup); breaking out of the
+        bare loop, ``aclose()``, `shutdown` and leaving the set's block stop it too.
+        The Feed never closes an iterator or stream passed in that the caller owns
+        (see `Feed`). Without ``limit`` or ``rate``, every input is spawned at once.
 
         Args:
             func: A callable that returns a coroutine, called with each item.
@@ -397,7 +401,7 @@ class JoinSet(Engine[T]):
                 ``inputs`` is not iterable (S3).
             RuntimeError: If called from another thread or event loop (S2).
         """
-        return combinators.feed(
+        return feed(
             self,
             func,
             inputs,

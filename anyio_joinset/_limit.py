@@ -8,7 +8,9 @@
 # once they outnumber the waiting ones), so aborting n waiting tasks one by one
 # costs O(n) in all (a ``deque.remove`` each would be O(n^2)).
 # ``wait_for_capacity`` waits on an Event that is set when running + waiting
-# drops below n.
+# drops below n; with ``rate`` it checks the slot again after the rate turn
+# (the engine's ``_wait_for_capacity``), since another producer may have taken
+# it meanwhile.
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
@@ -109,9 +111,13 @@ class Slots(Generic[T]):
         self.waiting = 0
         self.notify(0)  # no producer keeps waiting on a closed set
 
+    def has_capacity(self, engine: Engine[T]) -> bool:
+        """Whether ``wait_for_capacity`` may return: room for one, or the set closing."""
+        return engine._state > SHUTTING or self.has_room_for_one(engine._running)
+
     async def wait_room(self, engine: Engine[T]) -> None:
         """Wait until running + waiting is below the limit, or the set is closing."""
-        while engine._state <= SHUTTING and not self.has_room_for_one(engine._running):
+        while not self.has_capacity(engine):
             if self._capacity is None:
                 self._capacity = Event()
             await self._capacity.wait()

@@ -8,6 +8,12 @@
 # it waits just leaves the FIFO (O(1)), so aborted tasks give their turn back
 # and the next task after a shutdown waits at most one interval after the last
 # real start (that one is kept: a shutdown never allows a burst, S9).
+#
+# ``wait_for_capacity`` promises that a task spawned when it returns starts at
+# once. A task spawned a moment ago may not have reached its wrapper yet (Trio
+# runs a batch of ready tasks in any order), so it is not in the FIFO: ``_owed``
+# counts those, from the spawn (``expect``) until the wrapper asks for its turn
+# or ends without one (``skip``), and capacity waits for them too.
 from __future__ import annotations
 
 import math
@@ -23,13 +29,14 @@ _GONE = object()
 class StartRate:
     """Spread task starts evenly: one start per ``interval`` seconds at most."""
 
-    __slots__ = ("_idle", "_interval", "_next", "_queue")
+    __slots__ = ("_idle", "_interval", "_next", "_owed", "_queue")
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._next = -math.inf  # the earliest time of the next start
         self._queue: dict[Event, None] = {}  # tasks waiting for their turn, FIFO
-        self._idle: Event | None = None  # set when the FIFO empties
+        self._idle: Event | None = None  # set when the FIFO empties and nothing is owed
+        self._owed = 0  # tasks started whose wrapper has not asked for its turn yet
 
     def _take_turn(self, now: float) -> None:
         # From the actual start, not from the planned one: a start that is a
@@ -40,12 +47,32 @@ class StartRate:
         """Seconds until the next turn is due (0 if it is)."""
         return max(0.0, self._next - anyio.current_time())
 
+    def expect(self) -> None:
+        """A task was started: its wrapper will ask for a turn (or `skip` it)."""
+        self._owed += 1
+
+    def skip(self) -> None:
+        """A started task ends without asking for its turn (aborted before it ran)."""
+        self._owed -= 1
+        self._settle()
+
+    def _settle(self) -> None:
+        if not self._owed and not self._queue and self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    def has_capacity(self) -> bool:
+        """Whether a task spawned now would start at once: nobody ahead, turn due."""
+        return not self._owed and not self._queue and self.delay() <= 0
+
     async def wait_turn(self) -> None:
         """Wait for this start's turn; returns at once (no checkpoint) when it is due."""
+        self._owed -= 1
         now = anyio.current_time()
         queue = self._queue
         if not queue and now >= self._next:
             self._take_turn(now)
+            self._settle()
             return
         me = Event()
         queue[me] = None
@@ -66,14 +93,13 @@ class StartRate:
         if queue:
             if was_head:
                 next(iter(queue)).set()  # the next in line now waits for the clock
-        elif self._idle is not None:
-            self._idle.set()
-            self._idle = None
+        else:
+            self._settle()
 
     async def wait_capacity(self) -> None:
-        """Wait until nobody waits for a turn and the next turn is due (S14 with S18)."""
+        """Wait until nobody waits for a turn or is about to, and the next is due (S18)."""
         while True:
-            if self._queue:
+            if self._queue or self._owed:
                 if self._idle is None:
                     self._idle = Event()
                 await self._idle.wait()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import pytest
 
 if TYPE_CHECKING:
     from anyio_joinset import JoinSet, Outcome
@@ -18,9 +20,11 @@ else:
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 __all__ = [
+    "VIRTUAL_TIME",
     "BaseExceptionGroup",
     "ExceptionGroup",
     "Gate",
+    "VirtualTimeLoop",
     "consume_randomly",
     "fail_with",
     "forever",
@@ -124,3 +128,52 @@ async def consume_randomly(
             return
         if returned and outcome is None:
             await anyio.lowlevel.checkpoint()  # empty for now: the producer goes on
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """
+    An asyncio loop on virtual time: whenever no callback is ready, the clock jumps
+    to the next timer (as Trio's ``MockClock(autojump_threshold=0)``), so the
+    rate tests (S18) see exact times and take no real time. No I/O, no threads.
+    """
+
+    def __init__(self, *, eager: bool = False) -> None:
+        super().__init__()
+        self._now = 0.0
+        if eager:
+            self.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self._now
+
+    def _run_once(self) -> None:
+        if not self._ready:  # type: ignore[attr-defined]
+            timers = [t.when() for t in self._scheduled if not t.cancelled()]  # type: ignore[attr-defined]
+            if timers:
+                self._now = max(self._now, min(timers))
+        super()._run_once()  # type: ignore[misc]
+
+
+def _virtual_time_backends() -> list[Any]:
+    from trio.testing import MockClock  # noqa: PLC0415
+
+    params = [
+        pytest.param(("asyncio", {"loop_factory": VirtualTimeLoop}), id="asyncio+virtual-time"),
+        pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio+mock-clock"),
+    ]
+    if sys.version_info >= (3, 12):
+        params.insert(
+            1,
+            pytest.param(
+                ("asyncio", {"loop_factory": lambda: VirtualTimeLoop(eager=True)}),
+                id="asyncio+eager+virtual-time",
+            ),
+        )
+    return params
+
+
+# Run a test on virtual time (S18): asyncio (and eager asyncio) on VirtualTimeLoop,
+# Trio on its MockClock. (uvloop's clock cannot be replaced.) Never await
+# anyio.wait_all_tasks_blocked() on asyncio under it: it polls with a 0.1 s sleep,
+# which moves the virtual clock.
+VIRTUAL_TIME = pytest.mark.parametrize("anyio_backend", _virtual_time_backends())

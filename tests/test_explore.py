@@ -27,6 +27,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -511,3 +512,303 @@ def test_soak(request: pytest.FixtureRequest) -> None:
                 run_seeded(script, backend, seed)
         runs += 1
     print(f"soak: {runs} rounds passed, seeds up to {seed}")  # noqa: T201
+
+
+# -- Feed scripts (S20): a kept Feed with other consumers -----------------------------
+
+
+@dataclass(frozen=True)
+class FeedScript:
+    """
+    One scenario around a Feed kept in a variable (S20).
+
+    inputs: how many items the inputs yield; fail: they raise after the last one.
+    consumer: "loop" (steps the Feed until StopAsyncIteration, going on after the
+        inputs' error) or "cancel" (its first step is cancelled by another task).
+    joiner: a join_next loop in another task takes outcomes too.
+    hand: one task spawned by hand, beside the fed ones.
+    aclose: the body closes the Feed after a checkpoint.
+    stream: the inputs come from a memory object stream that stays open until
+        every task is blocked; then no consumer may be waiting while an outcome is
+        ready (invariant 3), and the stream is closed, which ends the feeding.
+    """
+
+    name: str
+    inputs: int
+    fail: bool = False
+    limit: int | None = 1
+    consumer: str = "loop"
+    joiner: bool = True
+    hand: bool = True
+    aclose: bool = False
+    stream: bool = False
+    max_delays: int = 4
+
+
+FEED_SCRIPTS = [
+    FeedScript("feed-kept", 3),
+    FeedScript("feed-cancelled-consumer", 2, consumer="cancel"),
+    FeedScript("feed-inputs-error", 1, fail=True, limit=None),
+    FeedScript("feed-aclose", 3, joiner=False, aclose=True),
+    FeedScript("feed-error-cancel-aclose", 1, fail=True, consumer="cancel", aclose=True),
+    FeedScript("feed-stream-cancelled-consumer", 2, consumer="cancel", stream=True),
+    FeedScript("feed-stream-kept", 2, limit=None, stream=True),
+]
+
+
+class FeedRun:
+    """One run of a FeedScript: what was taken and handed out, and every violation."""
+
+    def __init__(self, script: FeedScript) -> None:
+        self.script = script
+        self.js: JoinSet[int] | None = None
+        self.open = False
+        self.taken: list[int] = []
+        self.handed: Counter[int] = Counter()
+        self.values: list[int] = []
+        self.unfed: list[int] = []
+        self.errors_raised = 0
+        self.ended: set[str] = set()
+        self.entered = anyio.Event()
+        self.inside_first = False
+        self.scope: anyio.CancelScope | None = None
+        self.violations: list[str] = []
+        self.watchdog: anyio.CancelScope | None = None
+        self.finished = False
+        self.log: list[str] = []
+        self.failed_at = 0
+        self.waiting: set[str] = set()  # who is inside a step or a join_next
+        self.send, self.receive = anyio.create_memory_object_stream[int](script.inputs)
+        self.loop: Any = None
+        self.stream_ended = False
+
+    async def inputs(self) -> Any:
+        if self.script.stream:
+            for i in range(100, 100 + self.script.inputs):
+                self.send.send_nowait(i)
+            async with self.receive:
+                async for i in self.receive:
+                    self.taken.append(i)
+                    yield i
+            return
+        for i in range(100, 100 + self.script.inputs):
+            self.taken.append(i)
+            yield i
+            await checkpoint()
+        if self.script.fail:
+            raise ValueError("inputs broke")
+
+    def quiescent(self) -> bool:
+        """
+        Every task is blocked: check invariant 3, then end a stream's inputs.
+
+        Returns whether that was the stream's end (the run goes on) rather than a
+        deadlock.
+        """
+        if not self.script.stream or self.stream_ended:
+            return False
+        self.stream_ended = True
+        js = self.js
+        if js is not None and js.stats().finished and self.waiting:
+            self.fail(f"{sorted(self.waiting)} waiting while an outcome is ready")
+        self.send.close()
+        return True
+
+    def on_idle(self, why: str) -> None:
+        if self.quiescent():
+            self.loop._idle_calls = 0  # the stream's end made something ready
+        else:
+            self.fail(why)
+
+    def record(self, outcome: Outcome[int], who: str) -> None:
+        self.handed[outcome.id] += 1
+        if self.handed[outcome.id] > 1:
+            self.fail(f"outcome {outcome.id} handed out twice, the second time to {who}")
+        self.values.append(outcome.result())
+
+    def fail(self, message: str) -> None:
+        if not self.violations:
+            size = len(self.js) if self.js is not None else None
+            message = f"{message} [len={size}, handed {sorted(self.handed)}, ended {self.ended}]"
+            self.failed_at = len(self.log)
+        self.violations.append(message)
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+
+    def check_len(self) -> None:
+        """After every callback: len is exactly spawned minus handed out (S4)."""
+        js = self.js
+        if self.open and js is not None and not self.violations:
+            expected = js.stats().spawned - self.handed.total()
+            if len(js) != expected:
+                self.fail(f"len(js) == {len(js)}, expected {expected}")
+
+    def verify(self, where: str = "") -> None:
+        script = self.script
+        assert not self.violations, f"{where}{self.violations[0]}"
+        assert self.finished, f"{where}the script did not finish"
+        expected = {"consumer"} | ({"joiner"} if script.joiner else set())
+        assert self.ended == expected, f"{where}ended: {self.ended}"
+        assert set(self.handed.values()) <= {1}, f"{where}handed out {self.handed}"
+        hand = [0] if script.hand else []
+        # Nothing taken from the inputs is lost: spawned (and handed out once) or unfed.
+        assert sorted(self.values + self.unfed) == sorted(self.taken + hand), (
+            f"{where}taken {self.taken}, handed out {self.values}, unfed {self.unfed}"
+        )
+        if not script.aclose and script.consumer == "loop":
+            assert len(self.taken) == script.inputs, f"{where}fed only {self.taken}"
+        assert self.errors_raised <= int(script.fail), f"{where}raised {self.errors_raised}"
+
+
+async def _feed_consumer(run: FeedRun, feed: Any) -> None:
+    first = run.script.consumer == "cancel"
+    while True:
+        try:
+            if first:
+                first = False
+                run.inside_first = True
+                run.entered.set()
+                try:
+                    run.waiting.add("consumer")
+                    with anyio.CancelScope() as run.scope:
+                        _, outcome = await feed.__anext__()
+                finally:
+                    run.inside_first = False
+                if run.scope.cancelled_caught:
+                    continue
+            else:
+                run.waiting.add("consumer")
+                _, outcome = await feed.__anext__()
+        except StopAsyncIteration:
+            break
+        except ValueError:
+            run.errors_raised += 1
+            continue
+        finally:
+            run.waiting.discard("consumer")
+        run.record(outcome, "the Feed's consumer")
+    run.ended.add("consumer")
+
+
+async def _feed_canceller(run: FeedRun) -> None:
+    await run.entered.wait()
+    if run.inside_first:
+        assert run.scope is not None
+        run.scope.cancel()
+
+
+async def _feed_joiner(run: FeedRun) -> None:
+    js = run.js
+    assert js is not None
+    while True:
+        run.waiting.add("joiner")
+        try:
+            outcome = await js.join_next()
+        finally:
+            run.waiting.discard("joiner")
+        if outcome is None:
+            break
+        run.record(outcome, "the joiner")
+    run.ended.add("joiner")
+
+
+async def _trio_feed_deadlock_watch(run: FeedRun) -> None:
+    await anyio.wait_all_tasks_blocked()
+    if run.quiescent():
+        await anyio.wait_all_tasks_blocked()
+    run.fail("deadlock: every task is blocked")
+
+
+async def _fed(i: int) -> int:
+    await checkpoint()
+    return i
+
+
+async def play_feed(run: FeedRun) -> None:
+    """Run a FeedScript once; violations are recorded on ``run``, never raised here."""
+    script = run.script
+    on_asyncio = sniffio.current_async_library() == "asyncio"
+    loop_watch = (
+        watching(asyncio.get_running_loop(), run.on_idle)
+        if on_asyncio
+        else contextlib.nullcontext()
+    )
+    run.loop = asyncio.get_running_loop() if on_asyncio else None
+    with loop_watch, run.send, run.receive, anyio.CancelScope() as run.watchdog:
+        async with anyio.create_task_group() as watch:
+            if not on_asyncio:
+                watch.start_soon(_trio_feed_deadlock_watch, run)
+            async with JoinSet[int](limit=script.limit) as js:
+                run.js, run.open = js, True
+                feed = js.map(_fed, run.inputs())
+                if script.hand:
+                    js.spawn(_fed, 0)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_feed_consumer, run, feed)
+                    if script.consumer == "cancel":
+                        tg.start_soon(_feed_canceller, run)
+                    if script.joiner:
+                        tg.start_soon(_feed_joiner, run)
+                    if script.aclose:
+                        await checkpoint()
+                        await feed.aclose()
+                # Every consumer ended by itself; the body takes what came after.
+                while (outcome := await js.join_next()) is not None:
+                    run.record(outcome, "the body")
+                run.check_len()
+                run.open = False
+                run.unfed = list(getattr(feed, "unfed", ()))
+            run.finished = True
+            watch.cancel_scope.cancel()
+
+
+def run_feed_on(chooser: Chooser, script: FeedScript) -> FeedRun:
+    """Run ``script`` once on a ChoosingLoop and verify it; raise on a violation."""
+    loop = ChoosingLoop(chooser)
+    run = FeedRun(script)
+    loop.after_step = run.check_len
+    run.log = loop.log
+    anyio.run(play_feed, run, backend="asyncio", backend_options={"loop_factory": lambda: loop})
+    try:
+        run.verify(f"{script.name}: ")
+    except AssertionError as exc:
+        steps = "\n    ".join(loop.log[max(run.failed_at - 25, 0) : run.failed_at])
+        msg = f"{exc}\n  the last callbacks run, oldest first:\n    {steps}"
+        raise AssertionError(msg) from None
+    return run
+
+
+@pytest.mark.parametrize("script", FEED_SCRIPTS, ids=lambda script: script.name)
+def test_feed_exhaustively(script: FeedScript) -> None:
+    """S5/S20: a kept Feed beside a joiner hands each outcome out once and every
+    consumer ends by itself, under every schedule within the delay bound."""
+    found = explore(lambda chooser: run_feed_on(chooser, script), max_delays=script.max_delays)
+    print(f"{script.name}: {found.schedules} schedules")  # noqa: T201 - shown by -rP
+    assert found.schedules > 10
+
+
+async def _play_feed_seeded(script: FeedScript, where: str) -> None:
+    run = FeedRun(script)
+    await play_feed(run)
+    run.verify(where)
+
+
+@pytest.mark.parametrize("backend", EXPLORE_BACKENDS)
+@pytest.mark.parametrize("script", FEED_SCRIPTS, ids=lambda script: script.name)
+@pytest.mark.parametrize("run_index", range(8))
+def test_feed_random_schedules(
+    script: FeedScript, backend: str, run_index: int, request: pytest.FixtureRequest
+) -> None:
+    """S5/S20: each Feed script on a seeded random schedule, the seed drawn from the test id."""
+    seed = seed_for(request.node.nodeid)
+    name, options = explore_backend(backend, seed)
+    where = f"{script.name} on {backend}, seed {seed}: "
+    anyio.run(_play_feed_seeded, script, where, backend=name, backend_options=options)
+    assert run_index >= 0
+
+
+@pytest.mark.parametrize("script", FEED_SCRIPTS, ids=lambda script: script.name)
+def test_feed_random_walks(script: FeedScript) -> None:
+    """S5/S20: each Feed script as random walks: any ready callback may run next."""
+    for seed in range(40):
+        run_feed_on(Chooser(rng=random.Random(seed)), script)

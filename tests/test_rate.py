@@ -6,17 +6,12 @@ import math
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from anyio_joinset import JoinSet
-from helpers import Gate
+from helpers import VIRTUAL_TIME, Gate
 
-# Trio's MockClock jumps virtual time forward whenever every task is blocked, so
-# the start times below are exact and the tests take no real time.
-VIRTUAL_TIME = pytest.mark.parametrize(
-    "anyio_backend",
-    [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mock-clock")],
-)
+# Virtual time (helpers.VIRTUAL_TIME): the start times below are exact and the tests
+# take no real time, on asyncio (plain and eager) and on Trio.
 
 
 @VIRTUAL_TIME
