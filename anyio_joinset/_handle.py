@@ -36,8 +36,6 @@ class JoinHandle(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_aborted",
-        "_context",
-        "_coro",
         "_detached",
         "_done",
         "_id",
@@ -46,13 +44,13 @@ class JoinHandle(Generic[T]):
         "_name",
         "_owner",
         "_payload",
+        "_queued",
         "_status",
         "_task",
     )
 
     _task: TaskHandle[None] | None
-    _coro: Coroutine[Any, Any, T] | None
-    _context: Context | None
+    _queued: tuple[Coroutine[Any, Any, T], Context] | None
 
     def __init__(self, owner: Engine[T], id: int, name: str, key: object) -> None:  # noqa: A002
         self._owner = owner
@@ -69,8 +67,7 @@ class JoinHandle(Generic[T]):
         self._payload: object = None
         self._status: TaskStatus[Any] | None = None  # made by start() (S21)
         # Set only while the task waits for a slot (API.md S14).
-        self._coro = None
-        self._context = None
+        self._queued = None
 
     @property
     def id(self) -> int:

@@ -51,8 +51,7 @@ class Slots(Generic[T]):
         return running + self.waiting < self.limit
 
     def queue(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context) -> None:
-        handle._coro = coro
-        handle._context = context
+        handle._queued = (coro, context)
         self._queue.append(handle)
         self.waiting += 1
 
@@ -67,10 +66,10 @@ class Slots(Generic[T]):
                 if handle._done:
                     continue  # aborted while it waited
                 self.waiting -= 1
-                coro, context = handle._coro, handle._context
-                assert coro is not None  # noqa: S101
-                handle._coro = handle._context = None
-                engine._start(handle, coro, context)
+                queued = handle._queued
+                assert queued is not None  # noqa: S101
+                handle._queued = None
+                engine._start(handle, *queued)
         if self._capacity is not None:
             self.notify(engine._running)
 
@@ -81,9 +80,9 @@ class Slots(Generic[T]):
 
     def abort(self, engine: Engine[T], handle: JoinHandle[T]) -> None:
         """End one waiting task without running it, in O(1) (S7)."""
-        coro = handle._coro
-        assert coro is not None  # noqa: S101
-        handle._coro = handle._context = None
+        queued = handle._queued
+        assert queued is not None  # noqa: S101
+        handle._queued = None
         self.waiting -= 1
         queue = self._queue
         if not self.waiting:
@@ -91,8 +90,8 @@ class Slots(Generic[T]):
         elif len(queue) > 2 * self.waiting + 64:
             # Mostly aborted handles: drop them, so memory follows the waiting
             # tasks. O(len) once per len/2 aborts: still O(1) per abort.
-            self._queue = deque(h for h in queue if h._coro is not None)
-        engine._end_unstarted(handle, coro)
+            self._queue = deque(h for h in queue if h._queued is not None)
+        engine._end_unstarted(handle, queued[0])
         self.notify(engine._running)
 
     def abort_all(self, engine: Engine[T]) -> None:
@@ -100,10 +99,10 @@ class Slots(Generic[T]):
         queue, self._queue = self._queue, deque()
         self.waiting = 0
         for handle in queue:
-            coro = handle._coro
-            if coro is not None:
-                handle._coro = handle._context = None
-                engine._end_unstarted(handle, coro)
+            queued = handle._queued
+            if queued is not None:
+                handle._queued = None
+                engine._end_unstarted(handle, queued[0])
         self.notify(engine._running)
 
     def clear(self) -> None:
