@@ -15,8 +15,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 
-from anyio_joinset import JoinHandle, JoinMap, JoinSet, JoinSetStats, Outcome, TaskCancelled
+from anyio_joinset import (
+    JoinHandle,
+    JoinMap,
+    JoinSet,
+    JoinSetStats,
+    Outcome,
+    TaskCancelled,
+    TaskState,
+)
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -326,3 +335,36 @@ async def check_passing_sets_and_outcomes() -> None:
         # default, JoinSet[object], which a JoinSet[int] is not.
         size_of_any(js)
         takes_bare(js, JoinMap[str, int]())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+# -- long-lived sets (S21-S23) ----------------------------------------------------------
+
+
+async def serve_port(port: int, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> str:
+    task_status.started(port)
+    await anyio.sleep_forever()
+    return "done"
+
+
+async def check_long_lived() -> None:
+    async with JoinSet[str]() as js:
+        port = await js.start(serve_port, 8080)
+        assert_type(port, Any)
+        handle = await js.start(serve_port, 8080, return_handle=True)
+        assert_type(handle, JoinHandle[str])
+        assert_type(handle.start_value, object)
+        assert_type(handle.state, TaskState)
+        assert_type(handle.aborted, bool)
+        await handle.wait()
+        handle.detach()
+        js.detach_all()
+        async for outcome in js.follow():
+            assert_type(outcome, Outcome[str])
+        await js.start(returns_int, 1, "x", return_handle="yes")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+    async with JoinMap[int, str]() as jm:
+        assert_type(await jm.start(1, serve_port, 1), Any)
+        assert_type(await jm.start(1, serve_port, 1, return_handle=True), JoinHandle[str])
+        async for key, keyed in jm.follow():
+            assert_type(key, int)
+            assert_type(keyed, Outcome[str])
+        jm.detach_all()
