@@ -423,3 +423,73 @@ async def test_fail_with_is_still_joined_after_follow_ends() -> None:
             js.spawn(fail_with, ValueError("x"))
             await anyio.wait_all_tasks_blocked()
     assert kinds == [True]
+
+
+async def test_started_after_start_was_cancelled_keeps_the_task_out() -> None:
+    """S21: a task calling started() after its start() was cancelled stays out of the set."""
+    ready = anyio.Event()
+
+    async def late(*, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        ready.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            task_status.started(1)  # too late: start() gave up
+
+    async with JoinSet[None]() as js:
+        with anyio.CancelScope() as scope:
+
+            async def cancel() -> None:
+                await ready.wait()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel)
+                await js.start(late)
+        await anyio.wait_all_tasks_blocked()
+        assert len(js) == 0
+        assert await js.join_next() is None
+
+
+async def test_start_cancelled_after_started_leaves_the_task_in_the_set() -> None:
+    """S21: start() cancelled once its task said ready: the task stays, its outcome comes out."""
+    scope = anyio.CancelScope()
+
+    async def ready_then_cancel(*, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> str:
+        scope.cancel()  # the starter's scope, then ready, in the same step
+        task_status.started(7)
+        await anyio.lowlevel.checkpoint()
+        return "stayed"
+
+    async with JoinSet[str]() as js:
+        with scope:
+            await js.start(ready_then_cancel)
+        assert scope.cancelled_caught
+        assert len(js) == 1
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.result() == "stayed"
+
+
+async def test_started_while_the_block_is_left_returns_without_joining() -> None:
+    """S21/S13: a task that says ready while the block is being left does not join the set."""
+    got: list[object] = []
+    entered = anyio.Event()
+
+    async def ready_on_abort(*, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+        entered.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            task_status.started("late")
+
+    async with anyio.create_task_group() as tg:
+        async with JoinSet[None]() as js:
+
+            async def starter() -> None:
+                got.append(await js.start(ready_on_abort))
+
+            tg.start_soon(starter)
+            await entered.wait()
+        assert len(js) == 0
+    assert got == ["late"]
