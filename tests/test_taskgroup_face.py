@@ -14,7 +14,7 @@ import pytest
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from anyio_joinset import JoinMap, JoinSet, SetTaskGroup, TaskCancelled
+from anyio_joinset import JoinMap, JoinSet, SetTaskGroup
 from helpers import Gate, fail_with, value_of
 
 # A few hundred connections: enough to have many handlers in the set at once.
@@ -32,9 +32,7 @@ async def read_var() -> str:
     return VAR.get()
 
 
-async def ready(
-    value: object, release: anyio.Event, *, task_status: TaskStatus[object]
-) -> str:
+async def ready(value: object, release: anyio.Event, *, task_status: TaskStatus[object]) -> str:
     """Say ready with ``value``, then wait for ``release``."""
     await anyio.lowlevel.checkpoint()
     task_status.started(value)
@@ -281,7 +279,7 @@ async def test_start_of_a_task_that_fails_before_ready_raises_and_leaves_nothing
 async def test_start_with_return_handle_gives_a_task_handle_with_the_start_value(
     body: Any,
 ) -> None:
-    """S25: start(return_handle=True) gives the TaskHandle, its start_value set, however soon it ends."""
+    """S25: start(return_handle=True) gives the TaskHandle and start_value, however soon it ends."""
     release = anyio.Event()
     args = (7, release) if body is ready else (7,)
     async with JoinSet[object]() as js:
@@ -297,9 +295,11 @@ async def test_start_with_return_handle_gives_a_task_handle_with_the_start_value
 async def test_start_return_handle_must_be_a_bool() -> None:
     """S25 (S3): return_handle is checked as the set's start() checks it."""
     async with JoinSet[object]() as js:
-        with pytest.raises(TypeError, match=r"^JoinSet\.start\(\) return_handle must be True or False"):
+        bad_flag = r"^JoinSet\.start\(\) return_handle must be True or False"
+        with pytest.raises(TypeError, match=bad_flag):
             await js.task_group.start(ready_at_once, 1, return_handle=1)  # type: ignore[call-overload]
-        with pytest.raises(TypeError, match=r"^JoinSet\.task_group\.start\(\) expects an async function"):
+        bad_func = r"^JoinSet\.task_group\.start\(\) expects an async function"
+        with pytest.raises(TypeError, match=bad_func):
             await js.task_group.start(42, return_handle=True)  # type: ignore[call-overload]
         assert len(js) == 0
 
@@ -328,7 +328,7 @@ async def test_the_face_is_never_entered() -> None:
 
 
 async def test_cancel_scope_is_the_sets_task_group_scope() -> None:
-    """S26: cancelling it cancels every task, the body, and tasks started later; the block ends quietly."""
+    """S26: cancelling it cancels every task, the body and later tasks; the block ends quietly."""
     gate = Gate()
     reached: list[str] = []
     async with JoinSet[object]() as js:
@@ -432,18 +432,16 @@ async def test_joinmap_face_refuses_bad_key_funcs() -> None:
 # -- a real server (S24, S21, S9) -----------------------------------------------------
 
 
-async def serve_lines(
-    handler: Any, task_group: TaskGroup, *, task_status: TaskStatus[int]
-) -> None:
+async def serve_lines(handler: Any, task_group: TaskGroup, *, task_status: TaskStatus[int]) -> None:
     """Listen on an ephemeral 127.0.0.1 port, say which, and serve into ``task_group``."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     async with listener:
-        task_status.started(listener.extra(SocketAttribute.local_port))
+        task_status.started(listener.extra(SocketAttribute.local_port))  # noqa: S610 - not Django
         await listener.serve(handler, task_group=task_group)
 
 
 async def test_a_real_tcp_server_serves_its_handlers_through_the_face() -> None:
-    """S24: MultiListener.serve(handler, task_group=js.task_group): every handler in the set, then a graceful shutdown."""
+    """S24: listener.serve(handler, task_group=js.task_group) fills the set; graceful shutdown."""
     accepted = 0
     all_accepted = anyio.Event()
     target = CLIENTS
@@ -507,4 +505,3 @@ async def test_a_real_tcp_server_serves_its_handlers_through_the_face() -> None:
         )
         assert len(js) == 0
         assert js.stats().cancelled == 1  # the server alone: no handler was aborted
-
