@@ -180,8 +180,11 @@ async def test_names_as_given_by_the_caller() -> None:
         js.task_group.start_soon(value_of, 1)
         js.task_group.create_task(value_of(2), name=42)
         js.task_group.create_task(value_of(3))
+        await js.task_group.start(ready_at_once, 4, name=("started", 4))
+        handle = await js.task_group.start(ready_at_once, 5, name="five", return_handle=True)
+        assert handle.name == "five"
         names = {outcome.name async for outcome in js}
-    assert names == {"helpers.value_of", "42", "value_of"}
+    assert names == {"helpers.value_of", "42", "value_of", "('started', 4)", "five"}
 
 
 async def test_create_task_runs_in_a_copy_of_the_given_context() -> None:
