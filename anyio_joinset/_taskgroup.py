@@ -91,7 +91,8 @@ class SetTaskGroup(TaskGroup):
         Args:
             coro: A coroutine object.
             name: The task's name (``str(name)``); defaults to the coroutine's
-                qualified name.
+                qualified name. (AnyIO's ``start_soon`` always passes one: the
+                function's module and qualified name.)
             context: Run the task in a copy of this ``contextvars`` context instead
                 of a copy of the current one.
 

@@ -183,8 +183,8 @@ async def test_names_as_given_by_the_caller() -> None:
         await js.task_group.start(ready_at_once, 4, name=("started", 4))
         handle = await js.task_group.start(ready_at_once, 5, name="five", return_handle=True)
         assert handle.name == "five"
-        names = {outcome.name async for outcome in js}
-    assert names == {"helpers.value_of", "42", "value_of", "('started', 4)", "five"}
+        names = sorted([outcome.name async for outcome in js])
+    assert names == ["('started', 4)", "42", "five", "helpers.value_of", "value_of"]
 
 
 async def test_create_task_runs_in_a_copy_of_the_given_context() -> None:
