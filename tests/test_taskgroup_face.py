@@ -166,6 +166,12 @@ async def test_the_returned_task_handle_aborts_and_waits_but_carries_no_outcome(
         assert outcome is not None
         assert outcome.cancelled()
         assert gate.cleaned_up
+        failing = js.task_group.start_soon(fail_with, ValueError("kept in the outcome"))
+        await failing.wait()
+        assert failing.status is anyio.TaskHandle.Status.FINISHED  # the wrapper's: it captured it
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert isinstance(outcome.exception(), ValueError)
         done = js.task_group.create_task(value_of("kept"), name="kept")
         assert done.name == "kept"
         assert await done is None  # the wrapper's: the value is the set's to hand out
