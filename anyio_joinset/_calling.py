@@ -29,12 +29,12 @@ def call_async(
     """
     reject_uncallable(func, where, thread_call)
     coro = func(*args)
-    if not _is_coroutine(coro):
+    if not is_coroutine(coro):
         _reject_result(func, coro, where, thread_call)
     return coro
 
 
-def _is_coroutine(obj: object) -> bool:
+def is_coroutine(obj: object) -> bool:
     # The annotations say what callers promise; this checks what they passed.
     return type(obj) is CoroutineType or isinstance(obj, Coroutine)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, final, 
 from anyio.abc import TaskGroup
 
 from . import _start as starting
-from ._calling import _is_coroutine, close_coroutines, describe, reject_uncallable, unwrap_partials
+from ._calling import close_coroutines, describe, is_coroutine, reject_uncallable, unwrap_partials
 from ._engine import NO_KEY, Engine
 from ._states import NEW
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-K = TypeVar("K")
 
 
 @final
@@ -47,7 +46,11 @@ class SetTaskGroup(TaskGroup):
 
     It is not a second task group and it is never entered: the set's own
     ``async with`` block owns the lifetime (S26). Its ``cancel_scope`` is the set's
-    task group's cancel scope (S26).
+    task group's cancel scope (S26). Its spawning methods return the AnyIO
+    ``TaskHandle`` of the set's task, which does not carry the outcome (S25). The
+    ABC's signatures are generic per call, so a task of any result type can come
+    in through it: give the set the type its handlers return. Get one from the
+    set; do not make one yourself.
     """
 
     __slots__ = ("_engine", "_key_func")
@@ -109,7 +112,7 @@ class SetTaskGroup(TaskGroup):
         """
         engine = self._engine
         where = self._where("create_task()")
-        if not _is_coroutine(coro):
+        if not is_coroutine(coro):
             msg = (
                 f"{where} takes a coroutine object, not {type(coro).__name__}; "
                 f"pass a function and its arguments to start_soon() instead."
