@@ -102,8 +102,8 @@ class SetTaskGroup(TaskGroup):
         Returns:
             The AnyIO ``TaskHandle`` of the task the set runs for ``coro`` (S25):
             ``cancel()`` aborts the task, ``wait()`` returns once it has ended. It
-            does not carry the outcome (awaiting it gives ``None``): the outcome
-            comes through the set.
+            does not carry the outcome (awaiting it gives ``None``, whatever the
+            ABC's ``TaskHandle[T]`` says): the outcome comes through the set.
 
         Raises:
             TypeError: If ``coro`` is not a coroutine object (S3).

@@ -15,7 +15,7 @@ from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from anyio_joinset import JoinMap, JoinSet, SetTaskGroup
-from helpers import Gate, fail_with, value_of
+from helpers import Gate, fail_with, unwind_after, value_of
 
 # A few hundred connections: enough to have many handlers in the set at once.
 CLIENTS = 300
@@ -125,6 +125,22 @@ async def test_shutdown_and_leaving_the_block_abort_face_tasks() -> None:
         js.task_group.start_soon(gates[2].wait)
         await anyio.wait_all_tasks_blocked()
     assert all(gate.started and gate.cleaned_up and not gate.finished for gate in gates)
+
+
+async def test_a_face_spawn_while_shutdown_waits_never_runs() -> None:
+    """S24 (S9): a task started through the face while shutdown() waits is aborted first."""
+    release = anyio.Event()
+    late = Gate()
+    async with JoinSet[object]() as js, anyio.create_task_group() as tg:
+        js.spawn(unwind_after, release)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(js.shutdown)
+        await anyio.wait_all_tasks_blocked()  # shutdown() waits for the slow unwinding
+        handle = js.task_group.start_soon(late.wait)
+        release.set()
+        await handle.wait()
+    assert not late.started
+    assert len(js) == 0
 
 
 async def test_a_set_with_a_limit_has_no_face() -> None:
