@@ -424,8 +424,8 @@ class JoinSet(Engine[T]):
         and their outcomes come through `join_next` exactly once. Its spawning
         methods return AnyIO ``TaskHandle`` objects that do not carry outcomes
         (S25). It is never entered: the set's own block owns the lifetime; its
-        ``cancel_scope`` is the set's task group's (S26). Cheap: a new small object
-        on each access, never a checkpoint.
+        ``cancel()`` is `abort_all`, and it has no ``cancel_scope`` to give (S26).
+        Cheap: a new small object on each access, never a checkpoint.
 
         Raises:
             RuntimeError: If the set has a ``limit``: a task group starts every task

@@ -19,7 +19,6 @@ from anyio.abc import TaskGroup
 from . import _start as starting
 from ._calling import close_coroutines, describe, is_coroutine, reject_uncallable, unwrap_partials
 from ._engine import NO_KEY, Engine
-from ._states import NEW
 
 if TYPE_CHECKING:
     from contextvars import Context
@@ -45,12 +44,12 @@ class SetTaskGroup(TaskGroup):
     comes through `JoinSet.join_next` exactly once (API.md S24).
 
     It is not a second task group and it is never entered: the set's own
-    ``async with`` block owns the lifetime (S26). Its ``cancel_scope`` is the set's
-    task group's cancel scope (S26). Its spawning methods return the AnyIO
-    ``TaskHandle`` of the set's task, which does not carry the outcome (S25). The
-    ABC's signatures are generic per call, so a task of any result type can come
-    in through it: give the set the type its handlers return. Get one from the
-    set; do not make one yourself.
+    ``async with`` block owns the lifetime, and it has no ``cancel_scope`` to
+    give: its ``cancel()`` aborts every task of the set, as `JoinSet.abort_all`
+    (S26). Its spawning methods return the AnyIO ``TaskHandle`` of the set's task,
+    which does not carry the outcome (S25). The ABC's signatures are generic per
+    call, so a task of any result type can come in through it: give the set the
+    type its handlers return. Get one from the set; do not make one yourself.
     """
 
     __slots__ = ("_engine", "_key_func")
@@ -202,37 +201,55 @@ class SetTaskGroup(TaskGroup):
         task._start_value = handle.start_value
         return task
 
-    # -- lifetime (S26) -------------------------------------------------
+    # -- lifetime and cancelling (S26) -------------------------------------------------
 
     @property
     def cancel_scope(self) -> CancelScope:
         """
-        The set's task group's cancel scope (API.md S26).
+        Refused (API.md S26): the face has no cancel scope to give.
 
-        Cancelling it is cancelling the set's task group, as for any AnyIO task
-        group: every task of the set is cancelled, the body of the set's ``async
-        with`` block is cancelled at its next checkpoint, and every task started
-        afterwards is cancelled at its first checkpoint; the block then ends
-        without raising. To abort the tasks only, call `JoinSet.abort_all`.
+        The only scope around every task of the set is the set's own task group's,
+        and the body of the set's ``async with`` block runs inside it too:
+        cancelling it would cancel the body, and the block (which swallows nothing,
+        S13) would let that cancellation out to code whose scope was never
+        cancelled. To abort the set's tasks, call `cancel` (or `JoinSet.abort_all`);
+        to stop everything, cancel a scope around the block.
 
         Raises:
-            RuntimeError: If the set has not been entered yet.
+            RuntimeError: Always, naming the fix.
         """
-        engine = self._engine
-        if engine._state == NEW:
-            face = engine._face
-            msg = (
-                f"This {face} is not open yet; use {face}.task_group.cancel_scope "
-                f"inside its async with block."
-            )
-            raise RuntimeError(msg)
-        return engine._tg.cancel_scope
+        face = self._engine._face
+        msg = (
+            f"{face}.task_group has no cancel scope to give: the set's task group's "
+            f"scope would also cancel the body of its async with block; call "
+            f"task_group.cancel() or {face}.abort_all() to abort its tasks, or cancel "
+            f"a scope around the block."
+        )
+        raise RuntimeError(msg)
 
     @cancel_scope.setter
     def cancel_scope(self, value: CancelScope) -> NoReturn:  # pyright: ignore[reportIncompatibleVariableOverride]  # noqa: ARG002 - the ABC declares a writable attribute
         face = self._engine._face
-        msg = f"{face}.task_group.cancel_scope is the set's own; it cannot be replaced."
+        msg = f"{face}.task_group.cancel_scope cannot be set; the set's block owns its scope."
         raise AttributeError(msg)
+
+    def cancel(self, reason: str | None = None) -> None:  # noqa: ARG002 - no reason to carry
+        """
+        Abort every task of the set: `JoinSet.abort_all` (API.md S26, S8).
+
+        ``TaskGroup.cancel()`` for the face. Unlike cancelling a task group, it
+        cancels neither the body of the set's block nor the tasks started
+        afterwards: they run normally. Never waits and is not a checkpoint.
+
+        Args:
+            reason: Accepted for the ABC's signature; an abort carries no reason.
+
+        Raises:
+            RuntimeError: If called from another thread or event loop (S2).
+        """
+        engine = self._engine
+        engine._check_thread("task_group.cancel()")
+        engine._abort_all()
 
     async def __aenter__(self) -> NoReturn:
         """Refused: the set's own ``async with`` block owns the lifetime (S26)."""

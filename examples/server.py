@@ -151,10 +151,12 @@ async def main(port: int, grace: float, demo: bool, clients: int, in_flight: int
             await tg.start(wait_for_signal, stop)
         async with JoinSet[int | None]() as js:
             server = await js.start(run_server, tally, js.task_group, port, return_handle=True)
-            print(f"listening on 127.0.0.1:{server.start_value}", flush=True)
+            listening = server.start_value
+            assert isinstance(listening, int)
+            print(f"listening on 127.0.0.1:{listening}", flush=True)
             tg.start_soon(follow_handlers, js)
             if demo:
-                tg.start_soon(demo_load, server.start_value, clients, in_flight, stop, load_done)
+                tg.start_soon(demo_load, listening, clients, in_flight, stop, load_done)
             await stop.wait()
             server.abort()  # stop accepting connections
             # Handlers still talking get `grace` seconds to finish on their own;

@@ -352,53 +352,62 @@ async def test_the_face_is_never_entered() -> None:
         assert await js.join_all() == [1]
 
 
-async def test_cancel_scope_is_the_sets_task_group_scope() -> None:
-    """S26: cancelling it cancels every task, the body and later tasks; the block ends quietly."""
-    gate = Gate()
-    reached: list[str] = []
+async def test_cancel_is_abort_all() -> None:
+    """S26 (S8): the face's cancel() aborts every task; the body and later tasks run on."""
+    gates = [Gate(), Gate()]
     async with JoinSet[object]() as js:
-        js.task_group.start_soon(gate.wait)
+        for gate in gates:
+            js.task_group.start_soon(gate.wait)
         await anyio.wait_all_tasks_blocked()
-        js.task_group.cancel_scope.cancel()
-        late = js.task_group.start_soon(value_of, "late")
-        reached.append("after cancel")  # no checkpoint yet: the body still runs
-        await anyio.lowlevel.checkpoint()
-        reached.append("after checkpoint")  # pragma: no cover
-    assert reached == ["after cancel"]
-    assert late.status is anyio.TaskHandle.Status.CANCELLED
-    assert gate.cleaned_up
-    assert not gate.finished
+        js.task_group.cancel("reason")
+        outcomes = [await js.join_next() for _ in gates]
+        assert all(outcome is not None and outcome.cancelled() for outcome in outcomes)
+        await anyio.lowlevel.checkpoint()  # the body was not cancelled
+        js.task_group.start_soon(value_of, "later")
+        assert await js.join_all() == ["later"]
+    assert all(gate.cleaned_up and not gate.finished for gate in gates)
 
 
-async def test_task_group_cancel_is_the_scopes_cancel() -> None:
-    """S26: TaskGroup.cancel() (AnyIO's) cancels the set's task group, as cancel_scope.cancel()."""
-    gate = Gate()
-    async with JoinSet[object]() as js:
-        js.task_group.start_soon(gate.wait)
-        await anyio.wait_all_tasks_blocked()
-        js.task_group.cancel()
-        await anyio.sleep_forever()
-    assert gate.cleaned_up
-
-
-async def test_cancel_scope_outside_the_block() -> None:
-    """S26: before the block there is no scope; it cannot be replaced."""
+async def test_the_face_has_no_cancel_scope_to_give() -> None:
+    """S26: cancel_scope is refused (it would cancel the block's body too); it cannot be set."""
+    msg = (
+        r"^JoinSet\.task_group has no cancel scope to give: the set's task group's scope "
+        r"would also cancel the body of its async with block; call task_group\.cancel\(\) "
+        r"or JoinSet\.abort_all\(\) to abort its tasks, or cancel a scope around the block\.$"
+    )
     js = JoinSet[object]()
-    with pytest.raises(
-        RuntimeError,
-        match=r"^This JoinSet is not open yet; use JoinSet\.task_group\.cancel_scope inside "
-        r"its async with block\.$",
-    ):
+    with pytest.raises(RuntimeError, match=msg):
         js.task_group.cancel_scope  # noqa: B018
     async with js:
-        scope = js.task_group.cancel_scope
+        with pytest.raises(RuntimeError, match=msg):
+            js.task_group.cancel_scope  # noqa: B018
         with pytest.raises(
             AttributeError,
-            match=r"^JoinSet\.task_group\.cancel_scope is the set's own; it cannot be replaced\.$",
+            match=r"^JoinSet\.task_group\.cancel_scope cannot be set; the set's block owns its "
+            r"scope\.$",
         ):
-            js.task_group.cancel_scope = scope
-    assert js.task_group.cancel_scope is scope
+            js.task_group.cancel_scope = anyio.CancelScope()
     assert repr(js.task_group).startswith("<JoinSet.task_group of <JoinSet closed")
+
+
+async def test_cancel_from_another_thread_is_refused() -> None:
+    """S26 (S2): cancel() belongs to the set's event loop, as abort_all does."""
+    errors: list[BaseException] = []
+
+    def other_thread(face: SetTaskGroup) -> None:
+        try:
+            face.cancel()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    async with JoinSet[object]() as js:
+        thread = threading.Thread(target=other_thread, args=(js.task_group,))
+        thread.start()
+        await anyio.to_thread.run_sync(thread.join)
+    assert len(errors) == 1
+    assert str(errors[0]).startswith(
+        "JoinSet.task_group.cancel() was called from another thread or event loop"
+    )
 
 
 # -- JoinMap (S27) ----------------------------------------------------------------

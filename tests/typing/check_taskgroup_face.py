@@ -52,7 +52,7 @@ async def check() -> None:
         assert_type(port, Any)
         handle_ = await face.start(serve, return_handle=True)
         assert_type(handle_, anyio.TaskHandle[None, Any])
-        assert_type(face.cancel_scope, anyio.CancelScope)
+        assert_type(face.cancel(), None)
         face.start_soon(returns_int, "1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     async with JoinMap[int, None]() as jm:
