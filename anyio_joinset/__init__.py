@@ -9,6 +9,7 @@ from ._joinmap import JoinMap
 from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
 from ._start import Follow, TaskStatus
+from ._taskgroup import SetTaskGroup
 
 __all__ = [
     "Feed",
@@ -18,6 +19,7 @@ __all__ = [
     "JoinSet",
     "JoinSetStats",
     "Outcome",
+    "SetTaskGroup",
     "TaskCancelled",
     "TaskState",
     "TaskStatus",
@@ -38,6 +40,7 @@ for _obj in (
     JoinSet,
     JoinSetStats,
     Outcome,
+    SetTaskGroup,
     TaskCancelled,
     TaskState,
     TaskStatus,

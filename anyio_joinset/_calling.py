@@ -27,14 +27,14 @@ def call_async(
     (a function with ``CO_COROUTINE``) on their own fast path: it always returns a
     native coroutine.
     """
-    _reject_before_call(func, where, thread_call)
+    reject_uncallable(func, where, thread_call)
     coro = func(*args)
-    if not _is_coroutine(coro):
+    if not is_coroutine(coro):
         _reject_result(func, coro, where, thread_call)
     return coro
 
 
-def _is_coroutine(obj: object) -> bool:
+def is_coroutine(obj: object) -> bool:
     # The annotations say what callers promise; this checks what they passed.
     return type(obj) is CoroutineType or isinstance(obj, Coroutine)
 
@@ -70,7 +70,7 @@ def check_name(name: object, where: str) -> str | None:
 def check_map_func(func: object, where: str) -> None:
     """What ``map()`` can call with each item: refused at the call if it cannot (S3)."""
     close_coroutines(func)
-    target = _unwrap_partials(func)
+    target = unwrap_partials(func)
     if not callable(func) or isinstance(target, (BuiltinFunctionType, type)):
         msg = (
             f"{where} expects a callable that returns a coroutine for each item, "
@@ -85,7 +85,7 @@ def describe(func: object) -> str:
     return name if isinstance(name, str) else repr(func)
 
 
-def _reject_before_call(func: object, where: str, thread_call: str) -> None:
+def reject_uncallable(func: object, where: str, thread_call: str) -> None:
     if inspect.iscoroutine(func):
         # Close it, so the mistake is reported once, here, and not again as
         # "coroutine ... was never awaited".
@@ -102,7 +102,7 @@ def _reject_before_call(func: object, where: str, thread_call: str) -> None:
             f"({type(func).__name__}), which is not callable."
         )
         raise TypeError(msg)
-    target = _unwrap_partials(func)
+    target = unwrap_partials(func)
     if isinstance(target, (BuiltinFunctionType, type)):
         # Neither can return a coroutine: refused without being called (S3). Any
         # other callable (a plain def, a lambda, a method) is called once to find
@@ -148,7 +148,7 @@ def sync_task_name(func: object, name: object, where: str) -> str:
             f"({type(func).__name__}), which is not callable."
         )
         raise TypeError(msg)
-    target = _unwrap_partials(func)
+    target = unwrap_partials(func)
     if inspect.iscoroutinefunction(target):
         msg = (
             f"{where} expects a synchronous function, but {describe(target)} is async; "
@@ -159,7 +159,7 @@ def sync_task_name(func: object, name: object, where: str) -> str:
     return describe(func) if label is None else label
 
 
-def _unwrap_partials(func: object) -> object:
+def unwrap_partials(func: object) -> object:
     while isinstance(func, functools.partial):
         func = func.func
     return func

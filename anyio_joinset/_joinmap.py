@@ -28,6 +28,7 @@ from ._feed import feed
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._states import OPEN
+from ._taskgroup import face_of
 
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from ._handle import JoinHandle
     from ._outcome import Outcome
     from ._start import Follow
+    from ._taskgroup import SetTaskGroup
 
     if sys.version_info >= (3, 11):
         from typing import TypeVarTuple, Unpack
@@ -268,6 +270,36 @@ class JoinMap(Engine[T], Generic[K, T]):
             self._spawn(func, (key,), None, key, "map()")
 
         return feed(self, func, inputs, spawn, combinators.tagged)
+
+    # -- the task-group face (S24-S27) ----------------------------------------
+
+    def task_group(self, key_func: Callable[[], K], /) -> SetTaskGroup:
+        """
+        This map as an ``anyio.abc.TaskGroup``, its keys made by ``key_func`` (S24, S27).
+
+        As `JoinSet.task_group`, but a method: an API that takes a task group starts
+        tasks without keys, so ``key_func()`` is called once for each task started
+        through the face, in the starting call, and the task is spawned under the
+        key it returns (``itertools.count().__next__`` numbers them). A key that is
+        already in the map replaces that key's task, as `spawn` does (S16).
+
+        Args:
+            key_func: Called with no arguments for each task; returns its key.
+
+        Returns:
+            The task-group face. Cheap: a new small object on each call.
+
+        Raises:
+            TypeError: If ``key_func`` is not callable (S3).
+            RuntimeError: If the map has a ``limit`` (S24).
+        """
+        if not callable(cast("object", key_func)):
+            msg = (
+                f"JoinMap.task_group() takes a function that returns each task's key, "
+                f"not {type(key_func).__name__}; e.g. itertools.count().__next__."
+            )
+            raise TypeError(msg)
+        return face_of(self, key_func)
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 

@@ -21,6 +21,7 @@ from ._feed import feed
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
+from ._taskgroup import face_of
 
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ._feed import Feed
     from ._handle import JoinHandle
     from ._start import Follow
+    from ._taskgroup import SetTaskGroup
 
     if sys.version_info >= (3, 11):
         from typing import TypeVarTuple, Unpack
@@ -408,6 +410,28 @@ class JoinSet(Engine[T]):
             lambda item: self._spawn(func, (item,), None, item, "map()"),
             _tagged,
         )
+
+    # -- the task-group face (S24-S26) ----------------------------------------
+
+    @property
+    def task_group(self) -> SetTaskGroup:
+        """
+        This set as an ``anyio.abc.TaskGroup``, for APIs that take a task group (S24).
+
+        ``listener.serve(handler, task_group=js.task_group)`` runs every handler as
+        a task of this set: ``start_soon``, ``start`` and ``create_task`` spawn into
+        it, so the tasks count in ``len``, are aborted by `abort_all` and `shutdown`
+        and their outcomes come through `join_next` exactly once. Its spawning
+        methods return AnyIO ``TaskHandle`` objects that do not carry outcomes
+        (S25). It is never entered: the set's own block owns the lifetime; its
+        ``cancel()`` is `abort_all`, and it has no ``cancel_scope`` to give (S26).
+        Cheap: a new small object on each access, never a checkpoint.
+
+        Raises:
+            RuntimeError: If the set has a ``limit``: a task group starts every task
+                at once, so a set that queues them has no task-group face (S24).
+        """
+        return face_of(self, None)
 
     # -- joining (S5, S10, S11, S12, S19) -----------------------------------
 

@@ -38,6 +38,7 @@ LITERAL_BLOCK = re.compile(r"(?<=\S)::$", re.MULTILINE)
 EXTERNAL = {
     "anyio": "https://anyio.readthedocs.io/en/stable/",
     "anyio.TaskCancelled": "https://anyio.readthedocs.io/en/stable/api.html#anyio.TaskCancelled",
+    "anyio.abc.TaskGroup": "https://anyio.readthedocs.io/en/stable/api.html#anyio.abc.TaskGroup",
     "enum.Enum": "https://docs.python.org/3/library/enum.html#enum.Enum",
     "typing.Generic": "https://docs.python.org/3/library/typing.html#typing.Generic",
 }

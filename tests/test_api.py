@@ -24,7 +24,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert set(anyio_joinset.__all__) == public
     assert public == {
         "Feed", "Follow", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome",
-        "TaskCancelled", "TaskState", "TaskStatus",
+        "SetTaskGroup", "TaskCancelled", "TaskState", "TaskStatus",
     }  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +36,8 @@ def test_every_example_is_tested_and_documented() -> None:
     """Each example opens with a docstring saying what it shows and how to run it."""
     tested = {
         "abort.py", "as_completed.py", "crawl.py", "errors.py", "join_all_vs_joinset.py",
-        "keyed.py", "offload.py", "quickstart.py", "shutdown_signal.py", "with_context.py",
-        "worker_pool.py",
+        "keyed.py", "offload.py", "quickstart.py", "server.py", "shutdown_signal.py",
+        "with_context.py", "worker_pool.py",
     }  # fmt: skip
     found = {p.name for p in EXAMPLES.glob("*.py")}
     assert found == tested
@@ -236,3 +237,40 @@ def test_offload_on_a_dask_cluster(backend: str) -> None:
     lines = sorted(run_example("offload.py", backend, "--dask"))
     assert "executor_work: sum(range(1000)) = 499500 in an executor" in lines
     assert len(lines) == 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_server_demo(backend: str) -> None:
+    """server.py --demo: a few hundred connections served, then a graceful shutdown (S24, S21)."""
+    lines = run_example("server.py", backend, "--demo")
+    assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", lines[0])
+    assert lines[1:] == [
+        "300 clients served: 900 answers",
+        "5 clients still talking: shutting down",
+        "5 clients finished during the grace period: 10 answers",
+        "shutdown complete: 305 connections, 910 lines answered, 0 aborted",
+    ]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_server_ctrl_c(backend: str) -> None:
+    """server.py: on Ctrl-C a connection still open is aborted once the grace period is over."""
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, str(EXAMPLES / "server.py"), "--backend", backend, "--grace", "0.1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        match = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline().strip())
+        assert match is not None
+        with socket.create_connection(("127.0.0.1", int(match[1])), timeout=30) as client:
+            client.sendall(b"still here\n")
+            assert client.makefile("rb").readline() == b"STILL HERE\n"
+            proc.send_signal(signal.SIGINT)  # the connection stays open: aborted after 0.1 s
+            rest = proc.stdout.read().splitlines()
+            assert proc.wait(timeout=60) == 0
+    assert rest == [
+        "received SIGINT, shutting down",
+        "shutdown complete: 1 connections, 1 lines answered, 1 aborted",
+    ]
