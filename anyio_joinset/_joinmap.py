@@ -20,6 +20,8 @@ from threading import get_ident
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, Generic, Literal, cast, final, overload
 
+from anyio.lowlevel import checkpoint
+
 from . import _combinators as combinators
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, close_coroutines
@@ -27,7 +29,7 @@ from ._engine import Engine
 from ._feed import feed
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
-from ._states import OPEN
+from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
@@ -310,8 +312,16 @@ class JoinMap(Engine[T], Generic[K, T]):
         A checkpoint on every call; cancel-safe; ``None`` at once when no key is
         left, also for a caller already waiting when the last key is taken.
         """
-        outcome = await self._next()
-        return None if outcome is None else (cast("K", outcome._handle._key), outcome)
+        # The engine's _next, inline: this runs once per task.
+        if self._thread != get_ident():
+            self._check_thread("join_next()")
+        await checkpoint()
+        while not self._nready:
+            if not self._pending or self._state == CLOSED:
+                return None
+            await self._wait()
+        outcome = self._pop()
+        return cast("K", outcome._handle._key), outcome
 
     def try_join_next(self) -> tuple[K, Outcome[T]] | None:
         """Return a ready ``(key, outcome)``, else ``None``; never waits, not a checkpoint (S10)."""
