@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from numbers import Real
 from typing import Any, TypeVar
 
 import anyio
@@ -32,7 +33,7 @@ def check_grace(grace: object, face: str) -> float | None:
     """``shutdown(grace=)``: None or a real number of seconds >= 0, not NaN (S3)."""
     if grace is None:
         return None
-    if not isinstance(grace, (int, float)) or isinstance(grace, bool):
+    if not isinstance(grace, Real) or isinstance(grace, bool):
         msg = (
             f"{face}.shutdown() grace must be None or a number of seconds, "
             f"got {type(grace).__name__}."

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import final
 
 import anyio
@@ -117,7 +118,7 @@ def parse_rate(rate: object, owner: str) -> StartRate | None:
     """
     if rate is None:
         return None
-    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+    if isinstance(rate, Real) and not isinstance(rate, bool):
         if math.isnan(rate) or rate <= 0:
             msg = (
                 f"{owner} rate must be a positive number of starts per second (or "
@@ -130,7 +131,7 @@ def parse_rate(rate: object, owner: str) -> StartRate | None:
     if (
         not isinstance(count, int)
         or isinstance(count, bool)
-        or not isinstance(per, (int, float))
+        or not isinstance(per, Real)
         or isinstance(per, bool)
     ):
         msg = (
