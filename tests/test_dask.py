@@ -20,12 +20,18 @@ def dask_client():  # type: ignore[no-untyped-def]
     """One single-threaded worker, so a second task stays pending behind the first.
 
     worker-saturation 1.0 keeps that pending task queued on the scheduler (as on
-    any busy cluster) instead of prefetched by the worker.
+    any busy cluster) instead of prefetched by the worker. The scheduler's HTTP
+    server listens on a free loopback port, dashboard off: ``dashboard_address=None``
+    still binds 8787, and fails (a warning, an error here) when that port is taken.
     """
     with (
         dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
