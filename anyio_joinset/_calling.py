@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
+from numbers import Real
 from types import BuiltinFunctionType, CoroutineType
 from typing import Any, TypeVar
 
@@ -57,6 +58,13 @@ def check_flag(value: object, argument: str, where: str) -> None:
     if type(value) is not bool:
         msg = f"{where} {argument} must be True or False, got {value!r}."
         raise TypeError(msg)
+
+
+def real_number(value: object) -> float | None:
+    """``value`` as a float if it is a real number (any ``numbers.Real``, not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    return float(value)
 
 
 def check_name(name: object, where: str) -> str | None:
