@@ -611,3 +611,38 @@ async def test_abort_matching_refuses_an_async_predicate() -> None:
             jm.abort_matching(coro)  # type: ignore[arg-type]
         assert coro.cr_frame is None
         assert [(k, o.result()) async for k, o in jm] == [("k", 1)]
+
+
+@pytest.mark.parametrize(
+    "method", ["spawn", "spawn_thread", "spawn_process", "spawn_future", "spawn_submit"]
+)
+async def test_unhashable_key_closes_a_coroutine_passed_with_it(method: str) -> None:
+    """S3, S16: refused for its key, a coroutine passed by mistake is closed too."""
+    with ThreadPoolExecutor(1) as pool:
+        async with JoinMap[Any, Any]() as jm:
+            coro = async_value(1)
+            executor = (pool,) if method == "spawn_submit" else ()
+            message = (
+                f"JoinMap.{method}() needs a hashable key, got unhashable list: []; "
+                "use a hashable key such as a str, an int or a tuple."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                getattr(jm, method)([], *executor, coro)
+            assert coro.cr_frame is None
+            assert len(jm) == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_spawn_submit_of_a_coroutine_as_executor_closes_it(face: str) -> None:
+    """S3, S17: a coroutine object where the executor belongs is closed and named."""
+    async with a_face(face) as js:
+        coro = async_value(1)
+        message = (
+            f"{face}.spawn_submit() expects a concurrent.futures.Executor as its first "
+            "argument (e.g. a ThreadPoolExecutor or a Dask client.get_executor()), "
+            "got async_value (coroutine)."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.spawn_submit(*with_key(face, coro, blocking, 1))
+        assert coro.cr_frame is None
+        assert len(js) == 0
