@@ -1063,8 +1063,8 @@ async def test_defect11_bad_off_loop_arguments_fail_at_the_call(face: str) -> No
                 "future asyncio",
                 lambda: s.spawn_future(*key, asyncio.Future()),
                 (
-                    r"spawn_future\(\) expects a concurrent\.futures\.Future, got Future "
-                    r"\(an asyncio future"
+                    r"spawn_future\(\) expects a concurrent\.futures\.Future, but got an "
+                    r"asyncio Future; await it in an async function and pass that to spawn\(\)\."
                 ),
             ),
             (
