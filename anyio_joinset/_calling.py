@@ -144,15 +144,23 @@ def is_async_callable(func: object) -> bool:
 
 
 def reject_uncallable(func: object, where: str, thread_call: str) -> None:
+    """
+    Refuse, without calling it, what cannot be an async function (S3).
+
+    A coroutine object (closed), anything not callable, a builtin function or a
+    class. The hint for a coroutine object repeats the method of ``where``
+    ("JoinSet.start()": ``start(f, *args)``), with a key on a JoinMap.
+    """
     if inspect.iscoroutine(func):
         # Close it, so the mistake is reported once, here, and not again as
         # "coroutine ... was never awaited".
         func.close()
         name = describe(func)
-        key = "key, " if keyed(where) else ""
+        method = where.rpartition(".")[2].removesuffix("()")
+        call = f"{method}(key, " if keyed(where) else f"{method}("
         msg = (
             f"{where} got a coroutine object ({name}); pass the async function and its "
-            f"arguments instead: spawn({key}{name}, *args), not spawn({key}{name}(*args))."
+            f"arguments instead: {call}{name}, *args), not {call}{name}(*args))."
         )
         raise TypeError(msg)
     if not callable(func):

@@ -646,3 +646,21 @@ async def test_spawn_submit_of_a_coroutine_as_executor_closes_it(face: str) -> N
             js.spawn_submit(*with_key(face, coro, blocking, 1))
         assert coro.cr_frame is None
         assert len(js) == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_start_of_a_coroutine_object_closes_it_and_names_start(face: str) -> None:
+    """S3, S21: start(f(x)) is refused like spawn(f(x)): closed, the hint says start()."""
+    key = "key, " if face == "JoinMap" else ""
+    message = (
+        f"{face}.start() got a coroutine object (async_value); pass the async function and "
+        f"its arguments instead: start({key}async_value, *args), "
+        f"not start({key}async_value(*args))."
+    )
+    async with a_face(face) as js:
+        coro = async_value(1)
+        with pytest.raises(TypeError, match=exactly(message)):
+            await js.start(*with_key(face, coro))
+        assert coro.cr_frame is None
+        assert len(js) == 0
+        assert js.stats().spawned == 0
