@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._calling import real_number
 from ._engine import Engine, discard, discard_all
 from ._outcome import SUCCEEDED, Outcome
 from ._states import OPEN, SHUTTING
@@ -32,16 +33,17 @@ def check_grace(grace: object, face: str) -> float | None:
     """``shutdown(grace=)``: None or a real number of seconds >= 0, not NaN (S3)."""
     if grace is None:
         return None
-    if not isinstance(grace, (int, float)) or isinstance(grace, bool):
+    seconds = real_number(grace)
+    if seconds is None:
         msg = (
             f"{face}.shutdown() grace must be None or a number of seconds, "
             f"got {type(grace).__name__}."
         )
         raise TypeError(msg)
-    if math.isnan(grace) or grace < 0:
+    if math.isnan(seconds) or seconds < 0:
         msg = f"{face}.shutdown() grace must be None or at least 0 seconds, got {grace!r}."
         raise ValueError(msg)
-    return float(grace)
+    return seconds
 
 
 @contextmanager

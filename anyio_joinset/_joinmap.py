@@ -24,7 +24,7 @@ from anyio.lowlevel import checkpoint
 
 from . import _combinators as combinators
 from . import _start as starting
-from ._calling import CO_COROUTINE, check_flag, close_coroutines
+from ._calling import CO_COROUTINE, check_flag, check_predicate, close_coroutines
 from ._engine import Engine
 from ._feed import feed
 from ._joinset import JoinSetStats
@@ -230,7 +230,7 @@ class JoinMap(Engine[T], Generic[K, T]):
     ) -> JoinHandle[T]:
         """Adopt a `concurrent.futures.Future` as ``key``'s task, as `JoinSet.spawn_future`."""
         self._check_spawn("spawn_future()", future)
-        _check_key(key, "JoinMap.spawn_future()")
+        _check_key(key, "JoinMap.spawn_future()", future)
         awaitable, name = future_call(future, name, "JoinMap.spawn_future()")
         return self._add(awaitable, name, key)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
@@ -401,9 +401,7 @@ class JoinMap(Engine[T], Generic[K, T]):
     def abort_matching(self, predicate: Callable[[K], bool]) -> None:
         """Abort the task of every key for which ``predicate(key)`` is true (S7); O(n)."""
         self._check_thread("abort_matching()")
-        if not callable(cast("object", predicate)):
-            msg = f"JoinMap.abort_matching() expects a callable predicate, got {predicate!r}."
-            raise TypeError(msg)
+        check_predicate(predicate, "JoinMap.abort_matching()")
         keys = self._key_map
         for key in list(keys):
             # The task the key has when the predicate is asked (which may spawn).

@@ -19,6 +19,7 @@
 # future never runs, waiting for a slot or not.
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Executor, Future
 from contextlib import suppress
@@ -28,7 +29,15 @@ import anyio
 from anyio import CapacityLimiter, to_process, to_thread
 from anyio.lowlevel import checkpoint, current_token
 
-from ._calling import check_flag, check_name, close_coroutines, describe, sync_task_name
+from ._calling import (
+    check_flag,
+    check_name,
+    close_coroutines,
+    describe,
+    returned_coroutine,
+    spawn_hint,
+    sync_task_name,
+)
 
 T = TypeVar("T")
 
@@ -88,9 +97,19 @@ class AdoptedFuture(Generic[T]):
         self._future.cancel()
 
 
-async def submit_and_wait(executor: Executor, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+def _sync_result(result: T, func: object, where: str) -> T:
+    """``result``, unless a sync function returned a coroutine: then fail the task (S3)."""
+    error = returned_coroutine(result, func, where)
+    if error is not None:
+        raise error
+    return result
+
+
+async def submit_and_wait(
+    executor: Executor, func: Callable[..., T], args: tuple[Any, ...], where: str
+) -> T:
     """Submit ``func(*args)`` only now (when the task runs), then wait for it."""
-    return await wait_future(executor.submit(func, *args))
+    return _sync_result(await wait_future(executor.submit(func, *args)), func, where)
 
 
 async def run_in_thread(
@@ -98,10 +117,16 @@ async def run_in_thread(
     args: tuple[Any, ...],
     abandon_on_cancel: bool,
     limiter: CapacityLimiter | None,
+    where: str,
 ) -> T:
+    # Checked in the worker thread: Trio would refuse a coroutine with its own message.
     return await to_thread.run_sync(
-        func, *args, abandon_on_cancel=abandon_on_cancel, limiter=limiter
+        _checked_call, func, args, where, abandon_on_cancel=abandon_on_cancel, limiter=limiter
     )
+
+
+def _checked_call(func: Callable[..., T], args: tuple[Any, ...], where: str) -> T:
+    return _sync_result(func(*args), func, where)
 
 
 async def run_in_process(func: Callable[..., T], args: tuple[Any, ...], cancellable: bool) -> T:
@@ -126,7 +151,7 @@ def thread_call(  # noqa: PLR0913, PLR0917 - spawn_thread's own arguments
         )
         raise TypeError(msg)
     return run_in_thread(
-        cast("Callable[..., Any]", func), args, cast("bool", abandon), limiter
+        cast("Callable[..., Any]", func), args, cast("bool", abandon), limiter, where
     ), name
 
 
@@ -142,11 +167,21 @@ def process_call(
 def future_call(future: object, name: str | None, where: str) -> tuple[AdoptedFuture[Any], str]:
     """Check ``spawn_future``'s argument; return the task's awaitable and name."""
     if not isinstance(future, Future):
-        hint = " (an asyncio future belongs in spawn, awaited by an async function)"
-        msg = (
-            f"{where} expects a concurrent.futures.Future, got "
-            f"{type(future).__name__}{hint if hasattr(future, 'get_loop') else ''}."
-        )
+        kind = type(future).__name__
+        if inspect.iscoroutine(future):
+            future.close()  # passed by mistake: no "never awaited" warning
+            shown = describe(future)
+            msg = (
+                f"{where} expects a concurrent.futures.Future, but got a coroutine object "
+                f"({shown}); pass the async function to {spawn_hint(where, shown)} instead."
+            )
+        elif hasattr(future, "get_loop"):
+            msg = (
+                f"{where} expects a concurrent.futures.Future, but got an asyncio {kind}; "
+                f"await it in an async function and pass that to spawn()."
+            )
+        else:
+            msg = f"{where} expects a concurrent.futures.Future, got {kind}."
         raise TypeError(msg)
     adopted_future: Future[Any] = future  # pyright: ignore[reportUnknownVariableType]
     adopted: AdoptedFuture[Any] = AdoptedFuture(adopted_future)
@@ -159,7 +194,7 @@ def submit_call(
 ) -> tuple[Coroutine[Any, Any, Any], str]:
     """Check ``spawn_submit``'s arguments; return the task's coroutine and name."""
     if not isinstance(executor, Executor):
-        close_coroutines(func)
+        close_coroutines(executor, func)
         msg = (
             f"{where} expects a concurrent.futures.Executor as its first argument "
             f"(e.g. a ThreadPoolExecutor or a Dask client.get_executor()), "
@@ -167,4 +202,4 @@ def submit_call(
         )
         raise TypeError(msg)
     name = sync_task_name(func, name, where)
-    return submit_and_wait(executor, cast("Callable[..., Any]", func), args), name
+    return submit_and_wait(executor, cast("Callable[..., Any]", func), args, where), name

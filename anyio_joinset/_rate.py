@@ -22,6 +22,8 @@ from typing import final
 import anyio
 from anyio import Event
 
+from ._calling import real_number
+
 _GONE = object()
 
 
@@ -117,31 +119,28 @@ def parse_rate(rate: object, owner: str) -> StartRate | None:
     """
     if rate is None:
         return None
-    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
-        if math.isnan(rate) or rate <= 0:
+    per_second = real_number(rate)
+    if per_second is not None:
+        if math.isnan(per_second) or per_second <= 0:
             msg = (
                 f"{owner} rate must be a positive number of starts per second (or "
                 f"math.inf or None for no limit), got {rate!r}."
             )
             raise ValueError(msg)
-        return None if math.isinf(rate) else StartRate(1.0 / rate)
+        return None if math.isinf(per_second) else StartRate(1.0 / per_second)
     items: tuple[object, ...] = rate if isinstance(rate, tuple) else ()  # pyright: ignore[reportUnknownVariableType]
     count, per = items if len(items) == 2 else (None, None)
-    if (
-        not isinstance(count, int)
-        or isinstance(count, bool)
-        or not isinstance(per, (int, float))
-        or isinstance(per, bool)
-    ):
+    per_seconds = real_number(per)
+    if not isinstance(count, int) or isinstance(count, bool) or per_seconds is None:
         msg = (
             f"{owner} rate must be None, starts per second as a number, or a "
             f"(count, per_seconds) tuple, got {rate!r}."
         )
         raise TypeError(msg)
-    if count < 1 or not per > 0 or math.isinf(per):
+    if count < 1 or not per_seconds > 0 or math.isinf(per_seconds):
         msg = (
             f"{owner} rate must allow at least 1 start per a finite, positive number of "
             f"seconds, got {rate!r}."
         )
         raise ValueError(msg)
-    return StartRate(per / count)
+    return StartRate(per_seconds / count)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 from anyio import Event
 from anyio.lowlevel import checkpoint
 
-from ._calling import call_async, check_flag, check_name, task_name
+from ._calling import call_async, check_flag, check_name, reject_uncallable, task_name
 from ._exceptions import TaskCancelled
 from ._outcome import CANCELLED, FAILED, Outcome
 from ._states import CLOSED, CLOSING, OPEN, SHUTTING
@@ -101,6 +101,7 @@ async def start(  # noqa: PLR0913, PLR0917 - the face's arguments, passed throug
     """Start ``func(*args, task_status=...)`` and wait until it is ready (S21)."""
     where = f"{engine._face}.start()"
     engine._check_spawn("start()", func)
+    reject_uncallable(func, where, engine._thread_hint())  # before it is bound below
     check_flag(return_handle, "return_handle", where)
     label = check_name(name, where)
     status: TaskStatus[Any] = TaskStatus(engine)

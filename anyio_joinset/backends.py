@@ -59,10 +59,10 @@ def run(func: Callable[..., Awaitable[T]], *args: object, backend: str = "asynci
     Raises:
         ValueError: If ``backend`` is not one of ``BACKENDS`` on this machine.
     """
-    try:
-        name, options = BACKENDS[backend]
-    except KeyError:
+    found = BACKENDS.get(backend) if isinstance(backend, str) else None  # pyright: ignore[reportUnnecessaryIsInstance]
+    if found is None:
         known = ", ".join(BACKENDS)
         msg = f"backend must be one of {known} on this machine, got {backend!r}."
-        raise ValueError(msg) from None
+        raise ValueError(msg)
+    name, options = found
     return anyio.run(func, *args, backend=name, backend_options=options)

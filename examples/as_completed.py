@@ -19,11 +19,18 @@ import anyio
 from anyio_joinset import JoinSet
 from anyio_joinset.backends import BACKENDS, run
 
-DELAYS = [0.05, 0.04, 0.03, 0.02, 0.01]  # task 0 is the slowest
+TASKS = 5
+STEP = 0.01  # seconds between one task finishing and the next
 
 
-async def work(i: int) -> int:
-    await anyio.sleep(DELAYS[i])
+async def work(i: int, finished: list[anyio.Event]) -> int:
+    """Finish STEP after task i + 1 does: task 4 after 10 ms, task 0 (the slowest) after 50."""
+    if i + 1 < TASKS:
+        # Chained, not five sleeps of different lengths: sleeps a few ms apart
+        # race on a busy machine, and Trio starts a batch of tasks in any order.
+        await finished[i + 1].wait()
+    await anyio.sleep(STEP)
+    finished[i].set()
     return i
 
 
@@ -32,8 +39,9 @@ async def gather_in_spawn_order() -> tuple[list[int], float]:
     start = anyio.current_time()
     handled: list[int] = []
     first_handled_at = 0.0
+    finished = [anyio.Event() for _ in range(TASKS)]
     async with anyio.create_task_group() as tg:
-        handles = [tg.start_soon(work, i) for i in range(len(DELAYS))]
+        handles = [tg.start_soon(work, i, finished) for i in range(TASKS)]
         for handle in handles:
             handled.append(await handle)  # blocks on task 0, the slowest, first
             first_handled_at = first_handled_at or anyio.current_time() - start
@@ -45,9 +53,10 @@ async def joinset_as_completed() -> tuple[list[int], float]:
     start = anyio.current_time()
     handled: list[int] = []
     first_handled_at = 0.0
+    finished = [anyio.Event() for _ in range(TASKS)]
     async with JoinSet[int]() as js:
-        for i in range(len(DELAYS)):
-            js.spawn(work, i)
+        for i in range(TASKS):
+            js.spawn(work, i, finished)
         async for outcome in js:
             handled.append(outcome.result())
             first_handled_at = first_handled_at or anyio.current_time() - start

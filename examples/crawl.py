@@ -160,6 +160,7 @@ async def crawl(base_url: str, concurrency: int, stats: Stats, console: Console)
             with anyio.CancelScope() as scope:
                 if sys.platform != "win32":
                     await tg.start(stop_on_signal, scope, stats)
+                progress.console.print(f"crawling {base_url} (Ctrl-C stops)", highlight=False)
                 async with JoinSet[list[str]](limit=concurrency) as js:
                     seen = {"/page/0"}
                     js.spawn(fetch, client, "/page/0", name="/page/0")

@@ -47,8 +47,12 @@ async def main(use_dask: bool) -> list[str]:
         if use_dask:
             import distributed  # noqa: PLC0415 - optional
 
+            # A free loopback port for the scheduler's web server: the default
+            # (even with dashboard_address=None) is 8787, taken by any other cluster.
             cluster = stack.enter_context(
-                distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None)
+                distributed.LocalCluster(
+                    n_workers=2, processes=False, dashboard_address="127.0.0.1:0"
+                )
             )
             executor = stack.enter_context(distributed.Client(cluster)).get_executor()
         else:

@@ -23,7 +23,7 @@ WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 
 async def measure(word: str) -> int:
-    await anyio.sleep(0.002 * (len(WORDS) - WORDS.index(word)))  # last word first
+    await anyio.sleep(0.002 * (len(WORDS) - WORDS.index(word)))  # work of varying length
     return len(word)
 
 

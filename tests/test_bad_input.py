@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
+import math
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
 import anyio
@@ -368,3 +373,294 @@ async def test_map_raises_what_the_inputs_raise(kind: str) -> None:
         assert info.value is error
         rest = [outcome.result() async for outcome in js]  # what was fed stays joinable
         assert seen + rest == [1]
+
+
+async def async_value(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x
+
+
+async def async_items(x: int) -> AsyncIterator[int]:
+    yield x  # pragma: no cover - never iterated: refused at the call
+
+
+class AsyncCall:
+    """An object whose __call__ is async: spawn() takes it, the off-loop spawns refuse it."""
+
+    calls = 0
+
+    async def __call__(self, x: int) -> int:  # pragma: no cover - never called
+        AsyncCall.calls += 1
+        await anyio.lowlevel.checkpoint()
+        return x
+
+
+def a_face(face: str) -> Any:
+    return JoinSet[Any]() if face == "JoinSet" else JoinMap[str, Any]()
+
+
+def with_key(face: str, *args: object) -> tuple[object, ...]:
+    return args if face == "JoinSet" else ("k", *args)
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+@pytest.mark.parametrize("method", ["spawn_thread", "spawn_process", "spawn_submit"])
+@pytest.mark.parametrize(
+    ("func", "shown"),
+    [
+        (async_value, "async_value"),
+        (functools.partial(async_value, 1), "async_value"),
+        (functools.partial(functools.partial(async_value), 1), "async_value"),
+        (AsyncCall(), "AsyncCall.__call__"),
+        (functools.partial(AsyncCall(), 1), "AsyncCall.__call__"),
+        (async_items, "async_items"),
+    ],
+)
+async def test_off_loop_spawns_refuse_an_async_callable(
+    face: str, method: str, func: Any, shown: str
+) -> None:
+    """S3, S17: an async callable to a sync spawn is refused uncalled; spawn() is the fix."""
+    AsyncCall.calls = 0
+    hint = f"spawn({shown}, *args)" if face == "JoinSet" else f"spawn(key, {shown}, *args)"
+    message = (
+        f"{face}.{method}() expects a synchronous function, but {shown} is async; "
+        f"use {hint} for it."
+    )
+    with ThreadPoolExecutor(1) as pool:
+        async with a_face(face) as js:
+            spawn = getattr(js, method)
+            executor = (pool,) if method == "spawn_submit" else ()
+            with pytest.raises(TypeError, match=exactly(message)):
+                spawn(*with_key(face, *executor, func, 1))
+            assert len(js) == 0
+            assert js.stats().spawned == 0
+    assert AsyncCall.calls == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+@pytest.mark.parametrize(
+    "method", ["spawn_thread", "spawn_process", "spawn_submit", "spawn_future"]
+)
+async def test_off_loop_spawns_refuse_and_close_a_coroutine_object(face: str, method: str) -> None:
+    """S3, S17: a coroutine object to an off-loop spawn is closed and spawn() is named."""
+    hint = "spawn(async_value, *args)" if face == "JoinSet" else "spawn(key, async_value, *args)"
+    expects = (
+        "a concurrent.futures.Future, but"
+        if method == "spawn_future"
+        else "a synchronous function, but"
+    )
+    message = (
+        f"{face}.{method}() expects {expects} got a coroutine object (async_value); "
+        f"pass the async function to {hint} instead."
+    )
+    with ThreadPoolExecutor(1) as pool:
+        async with a_face(face) as js:
+            coro = async_value(1)
+            executor = (pool,) if method == "spawn_submit" else ()
+            with pytest.raises(TypeError, match=exactly(message)):
+                getattr(js, method)(*with_key(face, *executor, coro))
+            assert coro.cr_frame is None  # closed: no "never awaited" warning
+            del coro
+            gc.collect()
+            assert len(js) == 0
+            assert js.stats().spawned == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_spawn_future_of_an_asyncio_future_names_the_fix(face: str) -> None:
+    """S3, S17: an asyncio future belongs in an async function given to spawn(), any loop."""
+    loop = asyncio.new_event_loop()  # not running: the check only looks at the type
+    try:
+        async with a_face(face) as js:
+            message = (
+                f"{face}.spawn_future() expects a concurrent.futures.Future, but got an "
+                f"asyncio Future; await it in an async function and pass that to spawn()."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                js.spawn_future(*with_key(face, loop.create_future()))
+            assert len(js) == 0
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_sync_function_returning_a_coroutine_fails_its_task(face: str) -> None:
+    """S3, S17: a sync callable that returns a coroutine fails its task; the coroutine is closed."""
+    made: list[Any] = []
+
+    def wraps_async() -> Any:
+        made.append(async_value(1))
+        return made[-1]
+
+    with ThreadPoolExecutor(1) as pool:
+        async with a_face(face) as js:
+            hint = "spawn(key, " if face == "JoinMap" else "spawn("
+            for method, executor in [("spawn_thread", ()), ("spawn_submit", (pool,))]:
+                getattr(js, method)(*with_key(face, *executor, wraps_async))
+                outcome = await js.join_next()
+                if face == "JoinMap":
+                    outcome = outcome[1]
+                message = (
+                    f"{face}.{method}() expects a synchronous function, but "
+                    f"{wraps_async.__qualname__}() returned a coroutine; use "
+                    f"{hint}{wraps_async.__qualname__}, *args) for it."
+                )
+                with pytest.raises(TypeError, match=exactly(message)):
+                    outcome.result()
+                assert made[-1].cr_frame is None  # closed: no "never awaited" warning
+            assert len(made) == 2
+            made.clear()
+            gc.collect()
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_spawn_of_a_coroutine_object_hint_matches_the_face(face: str) -> None:
+    """S3, S16: the coroutine-object hint shows the call to write, with the key on a JoinMap."""
+    key = "key, " if face == "JoinMap" else ""
+    message = (
+        f"{face}.spawn() got a coroutine object (async_value); pass the async function and "
+        f"its arguments instead: spawn({key}async_value, *args), "
+        f"not spawn({key}async_value(*args))."
+    )
+    async with a_face(face) as js:
+        coro = async_value(1)
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.spawn(*with_key(face, coro))
+        assert coro.cr_frame is None
+        assert len(js) == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_messages_show_a_partial_as_its_function(face: str) -> None:
+    """S3: a partial in a message is its function's name, shown once, no memory address."""
+    thread = "spawn_thread(key, sync, *args)" if face == "JoinMap" else "spawn_thread(sync, *args)"
+    message = (
+        f"{face}.spawn() expects a callable that returns a coroutine, but sync() returned int; "
+        f"for a synchronous function, use {thread}."
+    )
+    async with a_face(face) as js:
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.spawn(*with_key(face, functools.partial(sync, 1)))
+        assert len(js) == 0
+
+
+@pytest.mark.parametrize("backend", [[], None, 3])
+def test_backend_that_is_not_a_name_raises(backend: Any) -> None:
+    """backends.run refuses any backend that is not a known name with the same ValueError."""
+    known = ", ".join(BACKENDS)
+    message = f"backend must be one of {known} on this machine, got {backend!r}."
+    with pytest.raises(ValueError, match=exactly(message)):
+        run(asyncio.sleep, 0, backend=backend)
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_any_real_number_is_a_grace_and_a_rate(face: str) -> None:
+    """S3, S9, S18: a Fraction is a real number of seconds or of starts; bool is not."""
+    make = JoinSet[int] if face == "JoinSet" else JoinMap[str, int]
+    for rate in [Fraction(1000), (2, Fraction(1, 1000))]:
+        async with make(rate=rate) as js:  # type: ignore[arg-type]
+            js.spawn(*with_key(face, async_value, 1))
+            await js.shutdown(grace=Fraction(1, 20))
+            assert len(js) == 0
+            assert js.stats().joined == 1
+    for bad in [True, (1, True)]:
+        message = (
+            f"{face} rate must be None, starts per second as a number, or a "
+            f"(count, per_seconds) tuple, got {bad!r}."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            make(rate=bad)  # type: ignore[arg-type]
+    message = (
+        f"{face} rate must allow at least 1 start per a finite, positive number of "
+        f"seconds, got (1, Fraction(0, 1))."
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
+        make(rate=(1, Fraction(0)))  # type: ignore[arg-type]
+    async with make() as js:
+        message = f"{face}.shutdown() grace must be None or at least 0 seconds, got {{}}."
+        for bad_grace in [Fraction(-1, 2), math.nan]:
+            with pytest.raises(ValueError, match=exactly(message.format(repr(bad_grace)))):
+                await js.shutdown(grace=bad_grace)  # type: ignore[arg-type]
+        message = f"{face}.shutdown() grace must be None or a number of seconds, got bool."
+        with pytest.raises(TypeError, match=exactly(message)):
+            await js.shutdown(grace=False)
+
+
+async def test_abort_matching_refuses_an_async_predicate() -> None:
+    """S3, S7: an async predicate (its coroutine is always true) aborts nothing."""
+
+    async def is_old(key: str) -> bool:  # pragma: no cover - never called
+        await anyio.lowlevel.checkpoint()
+        return key == "old"
+
+    async with JoinMap[str, int]() as jm:
+        jm.spawn("k", async_value, 1)
+        for predicate in [is_old, functools.partial(is_old)]:
+            message = (
+                "JoinMap.abort_matching() expects a synchronous predicate, but "
+                f"{is_old.__qualname__} is async; pass a plain function that returns True "
+                "or False."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                jm.abort_matching(predicate)  # type: ignore[arg-type]
+        coro = is_old("k")
+        message = (
+            f"JoinMap.abort_matching() expects a callable predicate, got {is_old.__qualname__}."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            jm.abort_matching(coro)  # type: ignore[arg-type]
+        assert coro.cr_frame is None
+        assert [(k, o.result()) async for k, o in jm] == [("k", 1)]
+
+
+@pytest.mark.parametrize(
+    "method", ["spawn", "spawn_thread", "spawn_process", "spawn_future", "spawn_submit"]
+)
+async def test_unhashable_key_closes_a_coroutine_passed_with_it(method: str) -> None:
+    """S3, S16: refused for its key, a coroutine passed by mistake is closed too."""
+    with ThreadPoolExecutor(1) as pool:
+        async with JoinMap[Any, Any]() as jm:
+            coro = async_value(1)
+            executor = (pool,) if method == "spawn_submit" else ()
+            message = (
+                f"JoinMap.{method}() needs a hashable key, got unhashable list: []; "
+                "use a hashable key such as a str, an int or a tuple."
+            )
+            with pytest.raises(TypeError, match=exactly(message)):
+                getattr(jm, method)([], *executor, coro)
+            assert coro.cr_frame is None
+            assert len(jm) == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_spawn_submit_of_a_coroutine_as_executor_closes_it(face: str) -> None:
+    """S3, S17: a coroutine object where the executor belongs is closed and named."""
+    async with a_face(face) as js:
+        coro = async_value(1)
+        message = (
+            f"{face}.spawn_submit() expects a concurrent.futures.Executor as its first "
+            "argument (e.g. a ThreadPoolExecutor or a Dask client.get_executor()), "
+            "got async_value (coroutine)."
+        )
+        with pytest.raises(TypeError, match=exactly(message)):
+            js.spawn_submit(*with_key(face, coro, blocking, 1))
+        assert coro.cr_frame is None
+        assert len(js) == 0
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_start_of_a_coroutine_object_closes_it_and_names_start(face: str) -> None:
+    """S3, S21: start(f(x)) is refused like spawn(f(x)): closed, the hint says start()."""
+    key = "key, " if face == "JoinMap" else ""
+    message = (
+        f"{face}.start() got a coroutine object (async_value); pass the async function and "
+        f"its arguments instead: start({key}async_value, *args), "
+        f"not start({key}async_value(*args))."
+    )
+    async with a_face(face) as js:
+        coro = async_value(1)
+        with pytest.raises(TypeError, match=exactly(message)):
+            await js.start(*with_key(face, coro))
+        assert coro.cr_frame is None
+        assert len(js) == 0
+        assert js.stats().spawned == 0

@@ -20,12 +20,18 @@ def dask_client():  # type: ignore[no-untyped-def]
     """One single-threaded worker, so a second task stays pending behind the first.
 
     worker-saturation 1.0 keeps that pending task queued on the scheduler (as on
-    any busy cluster) instead of prefetched by the worker.
+    any busy cluster) instead of prefetched by the worker. The scheduler's HTTP
+    server listens on a free loopback port, dashboard off: ``dashboard_address=None``
+    still binds 8787, and fails (a warning, an error here) when that port is taken.
     """
     with (
         dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -66,15 +72,24 @@ async def _abort_pending(dask_client, executor) -> None:  # type: ignore[no-unty
         # The worker's only thread is busy from now on: the next task must wait.
         assert await anyio.to_thread.run_sync(offload_work.STARTED.wait, 30)
         scheduler = dask_client.cluster.scheduler
+        workers = list(dask_client.cluster.workers.values())
 
         def pending_keys() -> set[str]:
-            return {str(key) for key in scheduler.tasks if str(key).startswith("must_not_run")}
+            # Where the task may still be: on the scheduler, or already sent to the
+            # worker, which runs it once its thread is free unless the
+            # cancellation reached it first. Both live in the cluster's own thread.
+            while True:
+                try:
+                    keys = [*scheduler.tasks, *(k for w in workers for k in w.state.tasks)]
+                except RuntimeError:  # changed size while we read it: read again
+                    continue
+                return {str(key) for key in keys if str(key).startswith("must_not_run")}
 
         earlier = pending_keys()
         pending = js.spawn_future(executor.submit(offload_work.must_not_run), name="pending")
-        # Submission and cancellation both reach the scheduler asynchronously:
-        # abort once it holds the new task, release the busy worker once the
-        # cancellation has dropped it.
+        # Submission and cancellation both travel asynchronously: abort once the
+        # cluster holds the new task, release the busy worker once the
+        # cancellation has dropped it from the scheduler and the worker alike.
         with anyio.fail_after(10):
             while not pending_keys() - earlier:
                 await anyio.sleep(0.01)

@@ -545,10 +545,10 @@ async def test_defect07_aborting_waiting_tasks_one_by_one_is_linear(face: str) -
             js.spawn(forever)
             handles = [js.spawn(forever) for _ in range(n)]
             assert js.stats().waiting == n
-            start = time.perf_counter()
+            start = time.process_time()
             for handle in reversed(handles):  # the worst order for a list scan
                 handle.abort()
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             assert js.stats().waiting == 0
             assert js.stats().cancelled == n
             js.abort_all()
@@ -557,11 +557,12 @@ async def test_defect07_aborting_waiting_tasks_one_by_one_is_linear(face: str) -
             jm.spawn(-1, forever)
             for key in range(n):
                 jm.spawn(key, forever)
-            start = time.perf_counter()
+            start = time.process_time()
             jm.abort_matching(lambda key: key >= 0)
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             assert jm.stats().waiting == 0
             jm.abort_all()
+    # CPU seconds of this process (process_time): a busy machine does not count.
     assert elapsed < 3.0, f"aborting {n} waiting tasks took {elapsed:.1f} s"
 
 
@@ -1062,8 +1063,8 @@ async def test_defect11_bad_off_loop_arguments_fail_at_the_call(face: str) -> No
                 "future asyncio",
                 lambda: s.spawn_future(*key, asyncio.Future()),
                 (
-                    r"spawn_future\(\) expects a concurrent\.futures\.Future, got Future "
-                    r"\(an asyncio future"
+                    r"spawn_future\(\) expects a concurrent\.futures\.Future, but got an "
+                    r"asyncio Future; await it in an async function and pass that to spawn\(\)\."
                 ),
             ),
             (

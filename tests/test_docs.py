@@ -18,6 +18,7 @@ compile. The built site is checked in tests/test_site.py and tests/test_browser.
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -27,11 +28,14 @@ import subprocess
 import sys
 import tokenize
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+import trio
 
 from anyio_joinset.backends import BACKENDS, run
+from virtual_time import VirtualTimeLoop, eager_virtual_time_loop, trio_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -72,10 +76,29 @@ def expand(code: str) -> str:
     return "\n".join(lines)
 
 
+# A block that sleeps for some milliseconds (not sleep(0), not sleep_forever)
+# runs on virtual time (tests/virtual_time.py), so its tasks end in the order of
+# their sleeps on every run; that is, on every loop but uvloop.
+TIMED = re.compile(r"\bsleep\((?!0\))")
+
+
+def anyio_run_options(backend: str, code: str) -> tuple[str, dict[str, Any]] | None:
+    """anyio.run's backend and options for a block, or None if it cannot run there."""
+    name, options = BACKENDS[backend]
+    if not TIMED.search(code):
+        return name, options
+    if name == "trio":
+        return name, {**options, "clock": trio_clock()}
+    factories = {"asyncio": VirtualTimeLoop, "asyncio+eager": eager_virtual_time_loop}
+    factory = factories.get(backend)
+    return None if factory is None else (name, {"loop_factory": factory})
+
+
 ANYIO_BLOCKS = [
     pytest.param(
         code,
-        id=name,
+        backend,
+        id=f"{backend}-{name}",
         marks=pytest.mark.skipif(
             "anyio.as_completed" in code and not hasattr(anyio, "as_completed"),
             reason="anyio.as_completed is newer than this AnyIO",
@@ -83,6 +106,8 @@ ANYIO_BLOCKS = [
     )
     for name, code in blocks("python")
     if "anyio.run(" in code
+    for backend in BACKENDS
+    if anyio_run_options(backend, code) is not None
 ]
 
 
@@ -174,11 +199,12 @@ def test_readme_has_runnable_blocks() -> None:
     assert len([code for name, code in blocks("python") if name.startswith("README")]) >= 2
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
-@pytest.mark.parametrize("code", ANYIO_BLOCKS)
+@pytest.mark.parametrize(("code", "backend"), ANYIO_BLOCKS)
 def test_anyio_block_runs(code: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each AnyIO code block of the README and docs runs to the end, asserts included."""
-    name, options = BACKENDS[backend]
+    found = anyio_run_options(backend, code)
+    assert found is not None
+    name, options = found
     monkeypatch.setattr(
         anyio, "run", functools.partial(anyio.run, backend=name, backend_options=options)
     )
@@ -186,9 +212,13 @@ def test_anyio_block_runs(code: str, backend: str, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("code", NATIVE_BLOCKS)
-def test_native_block_runs(code: str) -> None:
+def test_native_block_runs(code: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each asyncio- or Trio-only block (the migration guide's "before") runs too."""
     assert "trio.run(" in code or "asyncio.run(" in code
+    if TIMED.search(code):  # on virtual time, as the AnyIO blocks
+        monkeypatch.setattr(trio, "run", functools.partial(trio.run, clock=trio_clock()))
+        # asyncio.run makes its loop with asyncio.events.new_event_loop on every Python.
+        monkeypatch.setattr(asyncio.events, "new_event_loop", VirtualTimeLoop)
     exec(compile(code, "<docs>", "exec"), {"__name__": "docs"})  # noqa: S102 - our docs
 
 

@@ -82,12 +82,20 @@ def test_help_says_what_the_example_is_for(name: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_as_completed(backend: str) -> None:
-    """as_completed.py: spawn order vs completion order, and the first result sooner."""
+    """as_completed.py: spawn order vs completion order (chained, so on every run).
+
+    The milliseconds are shown, not compared: a busy machine can stall either run.
+    """
     lines = run_example("as_completed.py", backend)
-    assert lines[0].startswith("gather in spawn order: [0, 1, 2, 3, 4]")
-    assert lines[1].startswith("JoinSet as completed:  [4, 3, 2, 1, 0]")
-    gather_ms, joinset_ms = (int(re.search(r"after (\d+) ms", line)[1]) for line in lines)  # type: ignore[index]
-    assert joinset_ms < gather_ms
+    assert re.fullmatch(
+        r"gather in spawn order: \[0, 1, 2, 3, 4\]  \(first result handled after \d+ ms\)",
+        lines[0],
+    )
+    assert re.fullmatch(
+        r"JoinSet as completed:  \[4, 3, 2, 1, 0\]  \(first result handled after \d+ ms\)",
+        lines[1],
+    )
+    assert len(lines) == 2
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -155,17 +163,36 @@ def test_shutdown_signal_by_ctrl_c(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_with_context(backend: str) -> None:
-    """with_context.py: results put back in input order through outcome ids."""
+    """with_context.py: results put back in input order through outcome ids.
+
+    The lines come in completion order, which sleeps a few ms apart do not fix
+    (Trio starts a batch of tasks in any order; a busy machine stalls any of
+    them): the test checks each line, not their order.
+    """
     lines = run_example("with_context.py", backend)
-    assert lines[0] == "'epsilon' (input #4) -> 7"
+    assert sorted(lines[:-1]) == [
+        "'alpha' (input #0) -> 5",
+        "'beta' (input #1) -> 4",
+        "'delta' (input #3) -> 5",
+        "'epsilon' (input #4) -> 7",
+        "'gamma' (input #2) -> 5",
+    ]
     assert lines[-1] == "by input order: [5, 4, 5, 5, 7]"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_join_all_vs_joinset(backend: str) -> None:
-    """join_all_vs_joinset.py: the four differences, each shown live."""
+    """join_all_vs_joinset.py: the four differences, each shown live.
+
+    The first is measured in milliseconds: shown, not compared, as a busy machine
+    can stall either run.
+    """
     lines = run_example("join_all_vs_joinset.py", backend)
-    assert lines[0].endswith("as completed (sooner)")
+    assert re.fullmatch(
+        r"1\. first result usable after \d+ ms with gather-style joining, "
+        r"after \d+ ms as completed \((NOT )?sooner\)",
+        lines[0],
+    )
     assert lines[1] == "2. tasks spawned while joining: [1, 2, 3, 4]"
     assert lines[2] == "3. first answer: 7; slow task cleaned up at block exit"
     assert lines[3] == (
@@ -194,10 +221,12 @@ def test_crawl_ctrl_c(backend: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        try:
-            proc.wait(timeout=1.5)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        # Printed once Ctrl-C is the crawl's to handle: a fixed wait could send it
+        # before then on a busy machine (a KeyboardInterrupt traceback instead).
+        first = proc.stdout.readline()
+        assert first.startswith("crawling http://127.0.0.1:"), first
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.splitlines()[-1].endswith("(interrupted)")
@@ -208,11 +237,14 @@ def test_crawl_ctrl_c(backend: str) -> None:
 def test_keyed(backend: str) -> None:
     """keyed.py: a replaced key never shows up; shutdown(grace) aborts the straggler."""
     lines = run_example("keyed.py", backend)
-    assert lines == [
-        "refreshing ['archive', 'orders', 'stock', 'users']",
-        "users refreshed after 10 ms",
+    assert lines[0] == "refreshing ['archive', 'orders', 'stock', 'users']"
+    # In completion order: sleeps 10 ms apart can finish in any order on a busy machine.
+    assert sorted(lines[1:4]) == [
         "orders refreshed after 20 ms",
         "stock refreshed after 30 ms",
+        "users refreshed after 10 ms",
+    ]
+    assert lines[4:] == [
         "spawned 5, joined 5, cancelled 2 (the replaced task and the one aborted at shutdown)",
     ]
 

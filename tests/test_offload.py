@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import functools
-import gc
 import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
 
 import anyio
 import pytest
 
-from anyio_joinset import JoinSet
+from anyio_joinset import JoinMap, JoinSet
 from offload_work import fail, pid_and_square, sleep_then, square
 
 
@@ -175,38 +175,52 @@ async def test_spawn_future_from_process_pool() -> None:
     assert values == [0, 1, 4]
 
 
-async def test_sync_spawns_reject_async_functions() -> None:
-    """spawn_thread/process/submit name the mistake of passing an async function."""
+class Squarer:
+    """A callable object: spawn_thread names its task Squarer.__call__, never by its repr."""
 
-    async def coroutine_function() -> int:
-        return 1
+    def __call__(self, x: int) -> int:
+        return x * x
 
+
+async def async_square(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x * x
+
+
+@pytest.mark.parametrize("face", ["JoinSet", "JoinMap"])
+async def test_off_loop_spawns_name_a_partial_after_its_function(face: str) -> None:
+    """S17: a partial's task is named after its function, as spawn() names it; no address."""
+    key: tuple[str, ...] = () if face == "JoinSet" else ("k",)
     with ThreadPoolExecutor(1) as pool:
-        async with JoinSet[int]() as js:
-            for call in (
-                lambda: js.spawn_thread(coroutine_function),  # type: ignore[arg-type]
-                lambda: js.spawn_process(coroutine_function),  # type: ignore[arg-type]
-                lambda: js.spawn_submit(pool, coroutine_function),  # type: ignore[arg-type]
-                lambda: js.spawn_thread(functools.partial(coroutine_function)),  # type: ignore[arg-type]
-            ):
-                with pytest.raises(
-                    TypeError,
-                    match=(
-                        r"^JoinSet\.spawn_(thread|process|submit)\(\) expects a synchronous "
-                        r"function, but .*coroutine_function is async; use spawn\(\) for it\.$"
-                    ),
-                ):
-                    call()
-            coro = coroutine_function()
-            with pytest.raises(
-                TypeError,
-                match=(
-                    r"^JoinSet\.spawn_thread\(\) expects a synchronous function, but got "
-                    r".*coroutine_function \(coroutine\), which is not callable\.$"
-                ),
-            ):
-                js.spawn_thread(coro)  # type: ignore[arg-type]
-            assert coro.cr_frame is None  # closed: no "never awaited" warning
-            del coro
-            gc.collect()
-            assert len(js) == 0
+        async with JoinSet[int]() if face == "JoinSet" else JoinMap[str, int]() as js:
+            s: Any = js
+            handles = [
+                s.spawn(*key, functools.partial(async_square, 2)),
+                s.spawn_thread(*key, functools.partial(square, 2)),
+                s.spawn_thread(*key, functools.partial(functools.partial(square), 2)),
+                s.spawn_submit(*key, pool, functools.partial(square, 2)),
+                s.spawn_thread(*key, Squarer(), 2),
+                s.spawn_thread(*key, functools.partial(Squarer(), 2)),
+                s.spawn_thread(*key, functools.partial(square, 2), name="given"),
+            ]
+            assert [h.name for h in handles] == [
+                "async_square",
+                "square",
+                "square",
+                "square",
+                "Squarer.__call__",
+                "Squarer.__call__",
+                "given",
+            ]
+            await s.shutdown()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_spawn_process_names_a_partial_after_its_function() -> None:
+    """S17: spawn_process names a partial's task after its function too."""
+    async with JoinSet[int]() as js:
+        handle = js.spawn_process(functools.partial(square, 3))
+        assert handle.name == "square"
+        outcome = await js.join_next()
+    assert outcome is not None
+    assert outcome.result() == 9
