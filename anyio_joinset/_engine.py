@@ -91,6 +91,7 @@ from ._outcome import (
     CANCELLED,
     FAILED,
     HANDED_OUT,
+    LOST,
     RATE_TURN,
     SUCCEEDED,
     UNFINISHED,
@@ -273,8 +274,12 @@ class Engine(Generic[T]):
                 if isinstance(exc, BaseExceptionGroup)
                 else [exc]
             )
-            group = BaseExceptionGroup("unhandled errors in a TaskGroup", [exc_val, *tasks])
-            raise group from None
+            # The body's own may be a task's too (start() raises it, S21): once.
+            others = [task for task in tasks if task is not exc_val]
+            if others:
+                group = BaseExceptionGroup("unhandled errors in a TaskGroup", [exc_val, *others])
+                raise group from None
+            # Else the body's exception propagates as it is, as below.
         finally:
             self._close()
 
@@ -518,7 +523,7 @@ class Engine(Generic[T]):
             # KeyboardInterrupt & co. are not captured (S6): the task group tears
             # everything down and the exception propagates. The task is counted
             # off, so a shielded drain in a ``finally`` still ends.
-            self._lost(handle)
+            self._lost(handle, exc)
             raise
         else:
             self._finish(handle, SUCCEEDED, value)
@@ -582,11 +587,11 @@ class Engine(Generic[T]):
         if self._watched:
             self._notify(handle)
 
-    def _lost(self, handle: JoinHandle[T]) -> None:
+    def _lost(self, handle: JoinHandle[T], exc: BaseException) -> None:
         self._ended(handle)
         status = handle._status
         if status is not None and status._waiting():
-            status._ended(-1, None)  # start() must not wait for it
+            status._ended(LOST, exc)  # start() raises it too, as AnyIO's does
         if self._watched:
             self._notify(handle)
         if not handle._detached and self._state != CLOSED:
@@ -722,15 +727,16 @@ class Engine(Generic[T]):
 
     def _adopt(self, handle: JoinHandle[T]) -> None:
         """A task made by ``start()`` called ``started()``: it joins the set (S21)."""
+        keys = self._keys
+        old = None
+        if keys is not None:
+            # First, so a key whose __eq__ raises fails here with nothing changed (S16).
+            old = keys.pop(handle._key, None)
+            keys[handle._key] = handle  # its key's old task is replaced only now
         handle._detached = False
         self._pending += 1
-        keys = self._keys
-        if keys is not None:
-            key = handle._key
-            old = keys.pop(key, None)
-            keys[key] = handle  # its key's old task, if any, is replaced only now
-            if old is not None:
-                self._retire(old)
+        if old is not None:
+            self._retire(old)
 
     def _detach_all(self) -> None:
         """Detach every task and drop every ready outcome: ``len`` is 0 (S22)."""

@@ -21,6 +21,7 @@ CANCELLED = 2
 UNFINISHED = -1
 RATE_TURN = -2
 HANDED_OUT = 3
+LOST = 4  # ended by an uncaptured BaseException (S6): never an outcome
 
 
 @final

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast, final
 
 from anyio import Event
 from anyio.lowlevel import checkpoint
 
 from ._calling import call_async, check_flag, check_name, reject_uncallable, task_name
 from ._exceptions import TaskCancelled
-from ._outcome import CANCELLED, FAILED, Outcome
+from ._outcome import CANCELLED, FAILED, LOST, Outcome
 from ._states import CLOSED, CLOSING, OPEN, SHUTTING
 
 if TYPE_CHECKING:
@@ -67,13 +67,13 @@ class TaskStatus(Generic[T_contra]):
             raise RuntimeError(msg)
         if self._state != _WAITING:
             return  # start() was cancelled: the task is being aborted, it stays out
-        self._state = _STARTED
-        self._value = value
         handle = self._handle
         assert handle is not None  # noqa: S101
         engine = self._engine
         if engine._state < CLOSING:
-            engine._adopt(handle)
+            engine._adopt(handle)  # a JoinMap key whose __eq__ raises: raised here
+        self._state = _STARTED
+        self._value = value
         self._event.set()
 
     def _waiting(self) -> bool:
@@ -130,6 +130,13 @@ def _not_started(status: TaskStatus[Any], handle: JoinHandle[Any]) -> NoReturn:
             raise Outcome(handle, FAILED, payload)._failure()
         finally:
             del payload
+    if kind == LOST:
+        # KeyboardInterrupt & co. (S6): raised here, as AnyIO's start() does, and
+        # by the task group; the block does not group the same object twice.
+        try:
+            raise cast("BaseException", payload)
+        finally:
+            del payload
     if kind == CANCELLED:
         msg = f"Task {handle._name!r} (id {handle._id}) was cancelled before it called started()."
         raise TaskCancelled(msg)
@@ -172,7 +179,11 @@ class Follow(Generic[T, V]):
 def follow(engine: Engine[T], present: Callable[[Outcome[T]], V]) -> Follow[T, V]:
     """Check the call (S2, S3) and make the iterator (S22)."""
     engine._check_thread("follow()")
-    if engine._state not in (OPEN, SHUTTING):
+    if engine._state == CLOSED:
+        msg = f"This {engine._face} is closed; call follow() inside its async with block."
+        raise RuntimeError(msg)
+    if engine._state not in (OPEN, SHUTTING, CLOSING):
+        # While the block is being left it still takes what comes, then ends.
         raise engine._not_open("follow()")
     return Follow(engine, present)
 

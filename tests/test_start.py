@@ -493,3 +493,75 @@ async def test_started_while_the_block_is_left_returns_without_joining() -> None
             await entered.wait()
         assert len(js) == 0
     assert got == ["late"]
+
+
+async def test_joinmap_start_under_a_key_whose_eq_raises_fails_start() -> None:
+    """S21/S16: a key whose __eq__ raises at started(): start() raises it, the map unchanged."""
+
+    class Clash:
+        def __init__(self, raises: bool) -> None:
+            self.raises = raises
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            if self.raises or getattr(other, "raises", False):
+                msg = "cannot compare"
+                raise ArithmeticError(msg)
+            return self is other
+
+    release = anyio.Event()
+    async with JoinMap[Clash, str]() as jm:
+        first = Clash(raises=False)
+        await jm.start(first, serve, 1, release)
+        before = (len(jm), list(jm.keys()))
+        with pytest.raises(ArithmeticError, match=r"^cannot compare$"):
+            await jm.start(Clash(raises=True), serve, 2, release)
+        assert (len(jm), list(jm.keys())) == before
+        release.set()
+        pairs = [(key, outcome.result()) async for key, outcome in jm]
+    assert pairs == [(first, "served 1")]
+
+
+class Interrupt(BaseException):
+    """A BaseException that is not an Exception (S6), like KeyboardInterrupt."""
+
+
+async def test_a_base_exception_before_started_is_raised_by_start_once() -> None:
+    """S21/S6: start() raises the task's own BaseException; the block raises it once."""
+    interrupt = Interrupt("stop")
+
+    async def interrupted(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:  # noqa: ARG001
+        await anyio.lowlevel.checkpoint()
+        raise interrupt
+
+    with pytest.raises(Interrupt) as caught:
+        async with JoinSet[None]() as js:
+            await js.start(interrupted)
+    assert caught.value is interrupt
+
+
+async def test_follow_may_start_while_the_block_is_left() -> None:
+    """S22: follow() called while the block is being left takes what is left, then ends."""
+    release = anyio.Event()
+    seen: list[object] = []
+    async with anyio.create_task_group() as tg, JoinSet[object]() as js:
+
+        async def late_follower() -> None:
+            await release.wait()  # set while the block's exit waits for a task
+            async for outcome in js.follow():
+                seen.append(outcome.cancelled())  # noqa: PERF401
+
+        async def unwinding() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    release.set()
+                    await anyio.wait_all_tasks_blocked()
+
+        tg.start_soon(late_follower)
+        js.spawn(unwinding)
+        await anyio.wait_all_tasks_blocked()
+    assert seen in ([True], [])  # taken by the follower, or dropped at exit: never an error
