@@ -73,6 +73,7 @@ from threading import get_ident
 from traceback import format_exception_only
 from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+from weakref import WeakSet
 
 from anyio import (
     Event,
@@ -131,6 +132,7 @@ class Engine(Generic[T]):
     """The mechanism both faces share; see the notes at the top of this module."""
 
     __slots__ = (
+        "_bodies",
         "_cancelled",
         "_cancelled_exc",
         "_draining",
@@ -193,6 +195,8 @@ class Engine(Generic[T]):
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
         self._waiters: dict[Event, None] = {}
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
+        # Tasks of the task-group face: their body runs even if aborted first (S25).
+        self._bodies: WeakSet[JoinHandle[T]] | None = None
         self._room: Event | None = None  # a feeder waiting for len to drop (S20)
         # Feeds still feeding, or holding an error of their inputs (S20, _feed.py):
         # _stop_feeding calls their cancel().
@@ -470,6 +474,25 @@ class Engine(Generic[T]):
             self._pending -= 1  # just added: never detached (only older tasks are)
         coro.close()
 
+    def _never_runs(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> bool:
+        """
+        End a task aborted before it started without running its body (S7, S14).
+
+        Aborted, or started from the queue into a cancelled task group: it ends
+        cancelled here. Except a task spawned through the task-group face: it runs, as a task
+        group's task would, and meets the cancellation at its first checkpoint, so
+        a resource it was handed (serve()'s stream) is closed by its own code (S25).
+        """
+        if self._bodies is not None and handle in self._bodies:
+            _task_scope(cast("TaskHandle[None]", handle._task)).cancel()
+            return False
+        if self._rate is not None:
+            self._rate.skip()
+        coro.close()
+        self._cancelled += 1
+        self._finish(handle, CANCELLED, None)
+        return True
+
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], queued: bool) -> None:
         # The task wrapper: record however ``coro`` ends on its handle (kind and
         # value or exception) and push the handle into the stream. No local
@@ -478,14 +501,9 @@ class Engine(Generic[T]):
         # cycle through it that nothing breaks (exception -> traceback -> frame ->
         # exception). The one through the handle is broken when the outcome is
         # handed out or discarded.
-        if handle._aborted or (queued and current_effective_deadline() == -math.inf):
-            # Aborted before it started, or started from the queue into a cancelled
-            # task group: its body never runs (S7, S14).
-            if self._rate is not None:
-                self._rate.skip()
-            coro.close()
-            self._cancelled += 1
-            self._finish(handle, CANCELLED, None)
+        if (
+            handle._aborted or (queued and current_effective_deadline() == -math.inf)
+        ) and self._never_runs(handle, coro):
             return
         try:
             if self._rate is not None:

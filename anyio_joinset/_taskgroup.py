@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast, final, overload
+from weakref import WeakSet
 
 from anyio.abc import TaskGroup
 
@@ -124,6 +125,12 @@ class SetTaskGroup(TaskGroup):
             handle = engine._add(coro, str(label), key)
         else:
             handle = context.run(engine._add, coro, str(label), key)
+        # As a task group's task: aborted before it starts, it still starts and
+        # meets the cancellation at its first checkpoint, so a resource it was
+        # handed (serve()'s stream) is closed by its own ``async with`` (S25).
+        if engine._bodies is None:
+            engine._bodies = WeakSet()
+        engine._bodies.add(handle)
         task = handle._task
         assert task is not None  # noqa: S101 - a set with a limit has no face (S24)
         return cast("TaskHandle[T_co]", task)

@@ -399,8 +399,13 @@ async def test_failed_start_after_abandon_is_logged(caplog: pytest.LogCaptureFix
 async def test_start_refuses_bad_arguments() -> None:
     """S3: start() checks its function, name and return_handle at the call."""
     async with JoinSet[None]() as js:
-        with pytest.raises(TypeError, match=r"return_handle"):
+        expected = r"^JoinSet\.start\(\) return_handle must be True or False, got 'yes'\.$"
+        with pytest.raises(TypeError, match=expected):
             await js.start(never_ready, return_handle="yes")  # type: ignore[call-overload]
+        with pytest.raises(
+            TypeError, match=r"^JoinSet\.start\(\) name must be a str or None, got int\.$"
+        ):
+            await js.start(never_ready, name=5)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             await js.start(print)
         assert len(js) == 0

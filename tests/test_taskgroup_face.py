@@ -127,8 +127,9 @@ async def test_shutdown_and_leaving_the_block_abort_face_tasks() -> None:
     assert all(gate.started and gate.cleaned_up and not gate.finished for gate in gates)
 
 
-async def test_a_face_spawn_while_shutdown_waits_never_runs() -> None:
-    """S24 (S9): a task started through the face while shutdown() waits is aborted first."""
+async def test_a_face_spawn_while_shutdown_waits_is_cancelled_at_its_first_checkpoint() -> None:
+    """S25 (S9): a face task spawned while shutdown() waits runs as a task group's task:
+    cancelled at its first checkpoint, so its own cleanup runs."""
     release = anyio.Event()
     late = Gate()
     async with JoinSet[object]() as js, anyio.create_task_group() as tg:
@@ -139,7 +140,9 @@ async def test_a_face_spawn_while_shutdown_waits_never_runs() -> None:
         handle = js.task_group.start_soon(late.wait)
         release.set()
         await handle.wait()
-    assert not late.started
+    assert late.started
+    assert late.cleaned_up
+    assert not late.finished
     assert len(js) == 0
 
 
@@ -539,3 +542,41 @@ async def test_a_real_tcp_server_serves_its_handlers_through_the_face() -> None:
         )
         assert len(js) == 0
         assert js.stats().cancelled == 1  # the server alone: no handler was aborted
+
+
+class _Resource:
+    """Something a task is handed and must close itself, as serve() hands a stream."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __aenter__(self) -> _Resource:  # noqa: PYI034 - a private helper
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.closed = True
+
+
+async def _use(resource: _Resource) -> None:
+    async with resource:
+        await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("how", ["abort_all", "cancel", "block exit"])
+async def test_a_face_task_aborted_before_it_starts_still_closes_what_it_was_handed(
+    how: str,
+) -> None:
+    """S25: a face task aborted before its first step runs to its first checkpoint, as a
+    task group's task does, so a resource it was handed is closed by its own code."""
+    resource = _Resource()
+    async with JoinSet[None]() as js:
+        js.task_group.start_soon(_use, resource)
+        if how == "abort_all":
+            js.abort_all()
+        elif how == "cancel":
+            js.task_group.cancel()
+        if how != "block exit":
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.cancelled()
+    assert resource.closed
