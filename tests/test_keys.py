@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinMap
-from helpers import fail_with, forever, value_of
+from helpers import OLD_ANYIO_LEAKS, fail_with, forever, value_of
 
 
 class Clash:
@@ -154,6 +154,7 @@ async def test_keys_is_a_snapshot_readable_from_another_thread() -> None:
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+@OLD_ANYIO_LEAKS
 async def test_a_refused_start_keeps_the_old_task_and_the_stats() -> None:
     """S16/S3: a task factory that raises leaves the key's old task running, stats unmoved."""
     loop = asyncio.get_running_loop()
