@@ -293,20 +293,9 @@ class Engine(Generic[T]):
         self._live.clear()
         if self._slots is not None:
             self._slots.clear()
-        # Every outcome never handed out is dropped; its failures are logged in one
-        # record (S13), in completion order.
-        failures = [outcome for outcome in self._front if outcome._kind == FAILED]
-        self._nready -= len(self._front)
-        self._front.clear()
-        while self._nready:
-            handle = self._take()
-            handle._detached = True  # its outcome was never kept (S23)
-            if handle._kind == FAILED:
-                failures.append(Outcome(handle, FAILED, handle._payload))
-            handle._payload = None
+        self._drop_ready()
         self._send.close()
         self._receive.close()
-        log_failures(failures)
         if self._keys is not None:
             self._keys.clear()
         self._wake_all()
@@ -760,24 +749,35 @@ class Engine(Generic[T]):
         """Detach every task and drop every ready outcome: ``len`` is 0 (S22)."""
         for handle in list(self._live):
             self._detach(handle)
-        failures = [outcome for outcome in self._front if outcome._kind == FAILED]
-        for outcome in self._front:
+        self._pending -= self._drop_ready()
+        if self._keys is not None:
+            self._keys.clear()
+        self._made_room()
+        self._wake_all()
+
+    def _drop_ready(self) -> int:
+        """
+        Drop every ready outcome (put back or in the stream); return how many.
+
+        Their tasks become detached (their outcomes were never kept, S23), and
+        their failures are logged in one record, in completion order (S13).
+        """
+        front = self._front
+        failures = [outcome for outcome in front if outcome._kind == FAILED]
+        for outcome in front:
             outcome._handle._detached = True
-        self._pending -= len(self._front)
-        self._nready -= len(self._front)
-        self._front.clear()
+        dropped = len(front)
+        self._nready -= dropped
+        front.clear()
         while self._nready:
             handle = self._take()
             handle._detached = True
             if handle._kind == FAILED:
                 failures.append(Outcome(handle, FAILED, handle._payload))
             handle._payload = None
-            self._pending -= 1
+            dropped += 1
         log_failures(failures)
-        if self._keys is not None:
-            self._keys.clear()
-        self._made_room()
-        self._wake_all()
+        return dropped
 
     def _detach(self, handle: JoinHandle[T]) -> None:
         """Keep the task running, but never its outcome (S22)."""
