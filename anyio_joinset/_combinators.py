@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import AsyncIterable, Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
@@ -145,7 +146,7 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
 class _Feeding(Generic[T, I]):
     """What the feeder task needs: no reference back to the consumer's iterator."""
 
-    __slots__ = ("engine", "error", "inputs", "spawn", "task")
+    __slots__ = ("engine", "error", "inputs", "since", "spawn", "task")
 
     def __init__(
         self,
@@ -158,14 +159,17 @@ class _Feeding(Generic[T, I]):
         self.spawn: Callable[[I], object] = spawn
         self.error: BaseException | None = None
         self.task: TaskHandle[None] | None = None
+        self.since: float | None = None  # waiting for room since (for a snapshot)
 
     async def _wait_for_room(self) -> None:
         # Under limit, count what is not consumed yet (finished outcomes included):
         # a slow consumer holds the feeding back, so memory stays O(limit) (S20).
         engine = self.engine
+        self.since = time.monotonic()
         if engine._slots is not None:
             await engine._wait_for_room(engine._slots.limit)
         await engine._wait_for_capacity()
+        self.since = None
 
     async def run(self) -> None:
         engine = self.engine

@@ -66,6 +66,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
@@ -86,6 +87,7 @@ from anyio.lowlevel import checkpoint
 
 from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, task_name
 from ._handle import JoinHandle
+from ._introspect import register
 from ._limit import Slots
 from ._outcome import (
     CANCELLED,
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+    from ._instrument import Hooks
     from ._rate import StartRate
     from ._start import TaskStatus
 
@@ -119,6 +122,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger("anyio_joinset")
 
+_now = time.monotonic
 _MISSING: Any = object()
 NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
 
@@ -127,12 +131,14 @@ class Engine(Generic[T]):
     """The mechanism both faces share; see the notes at the top of this module."""
 
     __slots__ = (
+        "__weakref__",
         "_cancelled",
         "_cancelled_exc",
         "_draining",
         "_failed",
         "_feeders",
         "_front",
+        "_hooks",
         "_host",
         "_keys",
         "_live",
@@ -185,13 +191,14 @@ class Engine(Generic[T]):
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
-        self._waiters: dict[Event, None] = {}
+        self._waiters: dict[Event, float] = {}  # -> when it began to wait
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
         self._room: Event | None = None  # a feeder waiting for len to drop (S20)
         # Feeders still running (S20): their consumers keep waiting on an empty set.
         self._feeders: dict[TaskHandle[None], None] = {}
         self._thread: int | None = None
         self._host: object = None
+        self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
 
     # -- scope (S1, S13) ---------------------------------------------------
 
@@ -214,6 +221,7 @@ class Engine(Generic[T]):
         self._thread = get_ident()
         self._host = get_current_task().id
         self._state = OPEN
+        register(self)  # in the weak registry of open sets (_introspect.py)
         return self
 
     async def __aexit__(
@@ -381,6 +389,8 @@ class Engine(Generic[T]):
         self._next_id += 1
         handle = JoinHandle(self, self._next_id, name, key)
         self._live[handle] = None
+        if self._hooks is not None:
+            self._hooks.spawned(self, handle)
         if status is None:
             self._pending += 1
             if keys is not None:
@@ -405,7 +415,7 @@ class Engine(Generic[T]):
         slots = self._slots
         if self._state == SHUTTING:
             # Spawned while shutdown() waits: aborted before it starts (S9).
-            handle._aborted = True
+            self._mark_aborted(handle)
             if slots is not None and not slots.has_room(self._running):
                 self._end_unstarted(handle, coro)
                 return
@@ -418,6 +428,8 @@ class Engine(Generic[T]):
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
     ) -> None:
         self._running += 1
+        if context is not None:
+            handle._started = _now()  # it waited for a slot (S14)
         wrapper = self._run(handle, coro, context is not None)
         try:
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
@@ -451,6 +463,9 @@ class Engine(Generic[T]):
                 handle._kind = RATE_TURN
                 await self._rate.wait_turn()
                 handle._kind = UNFINISHED
+                handle._started = _now()
+            if self._hooks is not None:
+                self._hooks.started(self, handle)
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
@@ -489,6 +504,9 @@ class Engine(Generic[T]):
         # _ended and _deliver, inline: this runs once per task.
         handle._done = True
         handle._task = None
+        handle._ended = _now()
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, kind)
         del self._live[handle]
         self._running -= 1
         if self._slots is not None:
@@ -545,6 +563,8 @@ class Engine(Generic[T]):
             self._notify(handle)
 
     def _lost(self, handle: JoinHandle[T]) -> None:
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, -1)
         self._ended(handle)
         status = handle._status
         if status is not None and status._waiting():
@@ -602,6 +622,8 @@ class Engine(Generic[T]):
             self._made_room()
         if self._keys is not None:
             del self._keys[outcome._handle._key]
+        if self._hooks is not None:
+            self._hooks.handed_out(self, outcome)
         if self._waiters:
             if not self._pending:
                 self._wake_all()  # nothing is left for them (S5)
@@ -626,7 +648,7 @@ class Engine(Generic[T]):
         """Wait for a wake-up of our own (invariant 3 above)."""
         event = Event()
         waiters = self._waiters
-        waiters[event] = None
+        waiters[event] = _now()  # since when, for a snapshot
         try:
             await event.wait()
         except BaseException:
@@ -753,7 +775,7 @@ class Engine(Generic[T]):
         # Callers check the thread once (abort_all for every task at once, S2).
         if handle._done or handle._aborted:
             return
-        handle._aborted = True
+        self._mark_aborted(handle)
         task = handle._task
         if task is not None:
             task.cancel()
@@ -761,6 +783,11 @@ class Engine(Generic[T]):
             slots = self._slots
             assert slots is not None  # noqa: S101
             slots.abort(self, handle)
+
+    def _mark_aborted(self, handle: JoinHandle[T]) -> None:
+        handle._aborted = True
+        if self._hooks is not None:
+            self._hooks.aborted(self, handle)
 
     def _stop_feeding(self) -> None:
         for feeder in list(self._feeders):
@@ -774,8 +801,12 @@ class Engine(Generic[T]):
 
     def _end_unstarted(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """A task aborted while waiting for a slot: it never runs (S7, S14)."""
-        handle._aborted = True
+        if not handle._aborted:
+            self._mark_aborted(handle)
         handle._done = True
+        handle._ended = _now()
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, CANCELLED)
         coro.close()
         del self._live[handle]
         self._cancelled += 1

@@ -4,6 +4,7 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from contextvars import Context
 from enum import Enum
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from ._start import TaskStatus
 
 T = TypeVar("T")
+
+_now = time.monotonic
 
 
 @final
@@ -40,12 +43,15 @@ class JoinHandle(Generic[T]):
         "_coro",
         "_detached",
         "_done",
+        "_ended",
         "_id",
         "_key",
         "_kind",
         "_name",
         "_owner",
         "_payload",
+        "_spawned",
+        "_started",
         "_status",
         "_task",
     )
@@ -71,6 +77,11 @@ class JoinHandle(Generic[T]):
         # Set only while the task waits for a slot (API.md S14).
         self._coro = None
         self._context = None
+        # Read only by a snapshot (_introspect.py) and the instruments: when it was
+        # spawned, started (after a slot or a rate turn; else None) and ended.
+        self._spawned = _now()
+        self._started: float | None = None
+        self._ended: float | None = None
 
     @property
     def id(self) -> int:
