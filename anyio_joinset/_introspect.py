@@ -2,9 +2,10 @@
 # ================================================
 #
 # Free until called: the engine keeps only what it keeps anyway (its live
-# handles in spawn order, its finished outcomes, its waiters), plus two
-# timestamps per task (spawn; start, for a task that waited for a slot or a rate
-# turn) and one registry entry per set, taken when the set opens. Everything
+# handles in spawn order, its finished outcomes, its waiters), plus timestamps
+# on each task's handle (spawn; end; start, only for a task that waited for a
+# slot or a rate turn: the others start at the next scheduling point) and one
+# registry entry per set, taken when the set opens. Everything
 # else is computed here, at the call, from objects that exist anyway:
 #
 # - where a task waits: its AnyIO TaskHandle keeps the coroutine of the engine's
