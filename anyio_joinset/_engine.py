@@ -148,6 +148,7 @@ class Engine(Generic[T]):
         "_pull",
         "_push",
         "_rate",
+        "_ready_since",
         "_receive",
         "_room",
         "_running",
@@ -199,6 +200,9 @@ class Engine(Generic[T]):
         self._thread: int | None = None
         self._host: object = None
         self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
+        # When the set last went from no ready outcome to one (S26): since then it
+        # has always had one, so nobody has emptied it for that long.
+        self._ready_since = 0.0
 
     # -- scope (S1, S13) ---------------------------------------------------
 
@@ -504,7 +508,6 @@ class Engine(Generic[T]):
         # _ended and _deliver, inline: this runs once per task.
         handle._done = True
         handle._task = None
-        handle._ended = _now()
         if self._hooks is not None:
             self._hooks.finished(self, handle, kind)
         del self._live[handle]
@@ -517,6 +520,8 @@ class Engine(Generic[T]):
         handle._kind = kind
         handle._payload = payload
         self._push(handle)
+        if not self._nready:
+            self._ready_since = _now()  # for a snapshot's warning (S26)
         self._nready += 1
         if self._waiters:
             self._wake_one()
@@ -556,6 +561,8 @@ class Engine(Generic[T]):
             return
         handle._kind = kind
         self._push(handle)
+        if not self._nready:
+            self._ready_since = _now()
         self._nready += 1
         if self._waiters:
             self._wake_one()
@@ -804,7 +811,6 @@ class Engine(Generic[T]):
         if not handle._aborted:
             self._mark_aborted(handle)
         handle._done = True
-        handle._ended = _now()
         if self._hooks is not None:
             self._hooks.finished(self, handle, CANCELLED)
         coro.close()

@@ -43,7 +43,6 @@ class JoinHandle(Generic[T]):
         "_coro",
         "_detached",
         "_done",
-        "_ended",
         "_id",
         "_key",
         "_kind",
@@ -78,10 +77,9 @@ class JoinHandle(Generic[T]):
         self._coro = None
         self._context = None
         # Read only by a snapshot (_introspect.py) and the instruments: when it was
-        # spawned, started (after a slot or a rate turn; else None) and ended.
+        # spawned, and started (after a slot or a rate turn; else None).
         self._spawned = _now()
         self._started: float | None = None
-        self._ended: float | None = None
 
     @property
     def id(self) -> int:

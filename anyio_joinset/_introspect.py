@@ -3,9 +3,10 @@
 #
 # Free until called: the engine keeps only what it keeps anyway (its live
 # handles in spawn order, its finished outcomes, its waiters), plus timestamps
-# on each task's handle (spawn; end; start, only for a task that waited for a
-# slot or a rate turn: the others start at the next scheduling point) and one
-# registry entry per set, taken when the set opens. Everything
+# (each task's spawn; its start, only for a task that waited for a slot or a
+# rate turn, the others starting at the next scheduling point; the set's last
+# "no outcome ready -> one" moment) and one registry entry per set, taken when
+# the set opens. Everything
 # else is computed here, at the call, from objects that exist anyway:
 #
 # - where a task waits: its AnyIO TaskHandle keeps the coroutine of the engine's
@@ -165,8 +166,6 @@ class TaskSnapshot:
     """For a ``spawn_thread`` task: where its worker thread is now, when found."""
     outcome: OutcomeKind | None = None
     """For a finished task: how it ended."""
-    finished_ago: float | None = None
-    """For a finished task: seconds since it ended."""
     sets: tuple[SetSnapshot, ...] = ()
     """The sets this task entered and has not left (nested sets)."""
     detached: bool = False
@@ -192,7 +191,6 @@ class TaskSnapshot:
             "waiting_on": self.waiting_on,
             "thread_stack": [_frame_dict(f) for f in self.thread_stack],
             "outcome": self.outcome,
-            "finished_ago": None if self.finished_ago is None else round(self.finished_ago, 6),
             "sets": [s.to_dict() for s in self.sets],
             "detached": self.detached,
         }
@@ -243,6 +241,9 @@ class SetSnapshot:
     """Every task not handed out yet, in spawn order."""
     waiters: tuple[WaiterSnapshot, ...]
     """Its ``join_next`` callers and feeders."""
+    ready_for: float | None = None
+    """Seconds since the set last had no finished outcome waiting to be joined
+    (``None`` while it has none): how long it has not been emptied."""
     warnings: tuple[str, ...] = field(default=())
     """What looks wrong (S26), one sentence each."""
 
@@ -268,6 +269,7 @@ class SetSnapshot:
             "limit": self.limit,
             "tasks": [t.to_dict() for t in self.tasks],
             "waiters": [w.to_dict() for w in self.waiters],
+            "ready_for": None if self.ready_for is None else round(self.ready_for, 6),
             "warnings": list(self.warnings),
         }
 
@@ -624,6 +626,7 @@ class _Snapshotter:
             limit=None if engine._slots is None else engine._slots.limit,
             tasks=tuple(tasks),
             waiters=tuple(waiters),
+            ready_for=max(0.0, now - engine._ready_since) if engine._nready else None,
         )
         return _with_warnings(snap, engine, self.stale_after)
 
@@ -671,7 +674,6 @@ class _Snapshotter:
             thread_stack=thread_stack,
             outcome=None if kind is None else _KIND_NAMES[kind],
             detached=handle._detached,
-            finished_ago=_since(now, handle._ended),
             sets=sets,
         )
 
@@ -721,13 +723,13 @@ def _with_warnings(snap: SetSnapshot, engine: Engine[Any], stale_after: float) -
     warnings: list[str] = []
     joiners = [w for w in snap.waiters if w.kind == "join_next"]
     finished = [t for t in snap.tasks if t.state == "finished"]
-    if finished and not joiners:
-        oldest = max(_finished_age(t) for t in finished)
-        if oldest >= stale_after:
-            warnings.append(
-                f"{len(finished)} finished outcome(s), the oldest finished {oldest:.1f} s "
-                f"ago, and nobody is joining: call join_next() (or iterate) to take them."
-            )
+    ready_for = snap.ready_for
+    if finished and not joiners and ready_for is not None and ready_for >= stale_after:
+        warnings.append(
+            f"{len(finished)} finished outcome(s) wait to be joined, the set has not "
+            f"been emptied for {ready_for:.1f} s, and nobody is joining: call "
+            f"join_next() (or iterate) to take them."
+        )
     if joiners and snap.length == 0 and not engine._feeders:
         warnings.append(
             "join_next() waits while len is 0, which must never happen (API.md S5): "
@@ -745,10 +747,6 @@ def _with_warnings(snap: SetSnapshot, engine: Engine[Any], stale_after: float) -
     if not warnings:
         return snap
     return replace(snap, warnings=tuple(warnings))
-
-
-def _finished_age(task: TaskSnapshot) -> float:
-    return 0.0 if task.finished_ago is None else task.finished_ago
 
 
 # -- the text form (S25) ------------------------------------------------------------

@@ -108,8 +108,9 @@ async def test_every_state_of_a_task() -> None:
         await anyio.wait_all_tasks_blocked()
         finished = js.snapshot().tasks[0]
         assert (finished.state, finished.outcome) == ("finished", "cancelled")
-        assert finished.finished_ago is not None
-        assert finished.finished_ago >= 0
+        ready_for = js.snapshot().ready_for
+        assert ready_for is not None
+        assert ready_for >= 0
         assert finished.stack == ()
         js.abort_all()
 
@@ -325,11 +326,14 @@ async def test_warning_finished_outcomes_nobody_joins() -> None:
         assert js.snapshot().warnings == ()  # not long ago by the default threshold
         (warning,) = js.snapshot(stale_after=0).warnings
         assert re.match(
-            r"^1 finished outcome\(s\), the oldest finished \d+\.\d s ago, and nobody is "
-            r"joining: call join_next\(\) \(or iterate\) to take them\.$",
+            r"^1 finished outcome\(s\) wait to be joined, the set has not been emptied for "
+            r"\d+\.\d s, and nobody is joining: call join_next\(\) \(or iterate\) to take "
+            r"them\.$",
             warning,
         )
         assert "WARNING: 1 finished outcome(s)" in dump_sets(stale_after=0)
+        await js.join_all()
+        assert js.snapshot().ready_for is None
 
 
 async def test_warning_every_task_waits_on_the_same_lock() -> None:
