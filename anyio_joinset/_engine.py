@@ -432,8 +432,6 @@ class Engine(Generic[T]):
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
     ) -> None:
         self._running += 1
-        if context is not None:
-            handle._started = _now()  # it waited for a slot (S14)
         wrapper = self._run(handle, coro, context is not None)
         try:
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)

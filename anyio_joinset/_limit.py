@@ -12,6 +12,7 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Coroutine
 from contextvars import Context
@@ -68,6 +69,7 @@ class Slots(Generic[T]):
                 coro, context = handle._coro, handle._context
                 assert coro is not None  # noqa: S101
                 handle._coro = handle._context = None
+                handle._started = time.monotonic()  # after its wait, for a snapshot
                 engine._start(handle, coro, context)
         if self._capacity is not None:
             self.notify(engine._running)
