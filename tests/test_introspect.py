@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -510,3 +511,21 @@ async def test_dump_on_another_signal() -> None:
     finally:
         restore()
     assert out.getvalue() == "no open JoinSet or JoinMap\n"
+
+
+async def test_a_task_that_waited_for_a_slot_runs_since_it_got_one() -> None:
+    """S24 with S14: running_for counts from the slot, age from the spawn."""
+    release = anyio.Event()
+    async with JoinSet[None](limit=1) as js:
+        js.spawn(release.wait)
+        js.spawn(forever, name="second")
+        await anyio.wait_all_tasks_blocked()
+        between = time.monotonic()
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        second = next(t for t in js.snapshot().tasks if t.name == "second")
+        js.abort_all()
+    assert second.state == "running"
+    assert second.running_for is not None
+    assert second.running_for < second.age  # spawned before `between`, started after
+    assert between > 0
