@@ -5,6 +5,16 @@ from importlib.metadata import PackageNotFoundError, version
 from ._exceptions import TaskCancelled
 from ._feed import Feed
 from ._handle import JoinHandle, TaskState
+from ._instrument import Instrument, add_instrument, remove_instrument
+from ._introspect import (
+    SetSnapshot,
+    StackFrame,
+    TaskSnapshot,
+    WaiterSnapshot,
+    dump_on_signal,
+    dump_sets,
+    snapshot_sets,
+)
 from ._joinmap import JoinMap
 from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
@@ -14,15 +24,25 @@ from ._taskgroup import SetTaskGroup
 __all__ = [
     "Feed",
     "Follow",
+    "Instrument",
     "JoinHandle",
     "JoinMap",
     "JoinSet",
     "JoinSetStats",
     "Outcome",
+    "SetSnapshot",
     "SetTaskGroup",
+    "StackFrame",
     "TaskCancelled",
+    "TaskSnapshot",
     "TaskState",
     "TaskStatus",
+    "WaiterSnapshot",
+    "add_instrument",
+    "dump_on_signal",
+    "dump_sets",
+    "remove_instrument",
+    "snapshot_sets",
 ]
 
 try:
@@ -35,15 +55,25 @@ del version, PackageNotFoundError
 for _obj in (
     Feed,
     Follow,
+    Instrument,
     JoinHandle,
     JoinMap,
     JoinSet,
     JoinSetStats,
     Outcome,
+    SetSnapshot,
     SetTaskGroup,
+    StackFrame,
     TaskCancelled,
+    TaskSnapshot,
     TaskState,
     TaskStatus,
+    WaiterSnapshot,
+    add_instrument,
+    dump_on_signal,
+    dump_sets,
+    remove_instrument,
+    snapshot_sets,
 ):
     _obj.__module__ = "anyio_joinset"
 del _obj

@@ -66,6 +66,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
@@ -87,6 +88,7 @@ from anyio.lowlevel import checkpoint
 
 from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, task_name
 from ._handle import JoinHandle
+from ._introspect import register
 from ._limit import Slots
 from ._outcome import (
     CANCELLED,
@@ -106,6 +108,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+    from ._instrument import Hooks
     from ._rate import StartRate
     from ._start import TaskStatus
 
@@ -124,6 +127,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger("anyio_joinset")
 
+_now = time.monotonic
 _MISSING: Any = object()
 NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
 
@@ -132,6 +136,7 @@ class Engine(Generic[T]):
     """The mechanism both faces share; see the notes at the top of this module."""
 
     __slots__ = (
+        "__weakref__",
         "_bodies",
         "_cancelled",
         "_cancelled_exc",
@@ -139,6 +144,7 @@ class Engine(Generic[T]):
         "_failed",
         "_feeders",
         "_front",
+        "_hooks",
         "_host",
         "_keys",
         "_live",
@@ -148,6 +154,7 @@ class Engine(Generic[T]):
         "_pull",
         "_push",
         "_rate",
+        "_ready_since",
         "_receive",
         "_room",
         "_running",
@@ -193,7 +200,7 @@ class Engine(Generic[T]):
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
-        self._waiters: dict[Event, None] = {}
+        self._waiters: dict[Event, float] = {}  # -> when it began to wait
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
         # Tasks of the task-group face: their body runs even if aborted first (S25).
         self._bodies: WeakSet[JoinHandle[T]] | None = None
@@ -203,6 +210,10 @@ class Engine(Generic[T]):
         self._feeders: dict[_Feeder, None] = {}
         self._thread: int | None = None
         self._host: object = None
+        self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
+        # When the set last went from no ready outcome to one (S30): since then it
+        # has always had one, so nobody has emptied it for that long.
+        self._ready_since = 0.0
 
     # -- scope (S1, S13) ---------------------------------------------------
 
@@ -225,6 +236,7 @@ class Engine(Generic[T]):
         self._thread = get_ident()
         self._host = get_current_task().id
         self._state = OPEN
+        register(self)  # in the weak registry of open sets (_introspect.py)
         return self
 
     async def __aexit__(
@@ -393,6 +405,8 @@ class Engine(Generic[T]):
         self._next_id += 1
         handle = JoinHandle(self, self._next_id, name, key)
         self._live[handle] = None
+        if self._hooks is not None:
+            self._hooks.spawned(self, handle)
         if status is None:
             self._pending += 1
             if keys is not None:
@@ -415,20 +429,24 @@ class Engine(Generic[T]):
             else:
                 self._launch(handle, coro)
         except BaseException:
-            self._next_id -= 1  # refused: as if never spawned
-            if old is not None:
-                assert keys is not None  # noqa: S101
-                keys[old._key] = old
+            self._unadd(old)
             raise
         if old is not None:
             self._retire(old)
         return handle
 
+    def _unadd(self, old: JoinHandle[T] | None) -> None:
+        """The backend refused ``_add``'s task: as if never spawned, ``old`` kept (S3)."""
+        self._next_id -= 1
+        if old is not None:
+            assert self._keys is not None  # noqa: S101
+            self._keys[old._key] = old
+
     def _launch(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         slots = self._slots
         if self._state == SHUTTING:
             # Spawned while shutdown() waits: aborted before it starts (S9).
-            handle._aborted = True
+            self._mark_aborted(handle)
             if slots is not None and not slots.has_room(self._running):
                 self._end_unstarted(handle, coro)
                 return
@@ -499,6 +517,9 @@ class Engine(Generic[T]):
                 handle._kind = RATE_TURN
                 await self._rate.wait_turn()
                 handle._kind = UNFINISHED
+                handle._started = _now()
+            if self._hooks is not None:
+                self._hooks.started(self, handle)
             value = await coro
         except Exception as exc:  # noqa: BLE001 - errors are values (S6)
             self._failed += 1
@@ -539,6 +560,8 @@ class Engine(Generic[T]):
         # _ended and _deliver, inline: this runs once per task.
         handle._done = True
         handle._task = None
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, kind)
         del self._live[handle]
         self._running -= 1
         if self._slots is not None:
@@ -549,6 +572,8 @@ class Engine(Generic[T]):
         handle._kind = kind
         handle._payload = payload
         self._push(handle)
+        if not self._nready:
+            self._ready_since = _now()  # for a snapshot's warning (S30)
         self._nready += 1
         if self._waiters:
             self._wake_one()
@@ -588,6 +613,8 @@ class Engine(Generic[T]):
             return
         handle._kind = kind
         self._push(handle)
+        if not self._nready:
+            self._ready_since = _now()
         self._nready += 1
         if self._waiters:
             self._wake_one()
@@ -595,6 +622,8 @@ class Engine(Generic[T]):
             self._notify(handle)
 
     def _lost(self, handle: JoinHandle[T], exc: BaseException) -> None:
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, -1)
         self._ended(handle)
         status = handle._status
         if status is not None and status._waiting():
@@ -652,6 +681,8 @@ class Engine(Generic[T]):
             self._made_room()
         if self._keys is not None:
             del self._keys[outcome._handle._key]
+        if self._hooks is not None:
+            self._hooks.handed_out(self, outcome)
         if self._waiters:
             if not self._pending:
                 self._wake_all()  # nothing is left for them (S5)
@@ -676,7 +707,7 @@ class Engine(Generic[T]):
         """Wait for a wake-up of our own (invariant 3 above)."""
         event = Event()
         waiters = self._waiters
-        waiters[event] = None
+        waiters[event] = _now()  # since when, for a snapshot
         try:
             await event.wait()
         except BaseException:
@@ -815,7 +846,7 @@ class Engine(Generic[T]):
         # Callers check the thread once (abort_all for every task at once, S2).
         if handle._done or handle._aborted:
             return
-        handle._aborted = True
+        self._mark_aborted(handle)
         if handle._task is not None:
             # Cancel the task's own scope with no frame on this call stack holding
             # its TaskHandle: on Trio the Cancelled's traceback keeps the frames of
@@ -829,6 +860,11 @@ class Engine(Generic[T]):
             assert slots is not None  # noqa: S101
             slots.abort(self, handle)
 
+    def _mark_aborted(self, handle: JoinHandle[T]) -> None:
+        handle._aborted = True
+        if self._hooks is not None:
+            self._hooks.aborted(self, handle)
+
     def _stop_feeding(self) -> None:
         for feeder in list(self._feeders):
             feeder.cancel()
@@ -841,8 +877,11 @@ class Engine(Generic[T]):
 
     def _end_unstarted(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """A task aborted while waiting for a slot: it never runs (S7, S14)."""
-        handle._aborted = True
+        if not handle._aborted:
+            self._mark_aborted(handle)
         handle._done = True
+        if self._hooks is not None:
+            self._hooks.finished(self, handle, CANCELLED)
         coro.close()
         del self._live[handle]
         self._cancelled += 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import suppress
@@ -66,7 +67,7 @@ class _Feeding(Generic[T, I]):
     inputs waits to be raised; the engine calls `cancel` to stop feeding (S9, S13).
     """
 
-    __slots__ = ("ended", "engine", "error", "inputs", "spawn", "task", "unfed")
+    __slots__ = ("ended", "engine", "error", "inputs", "since", "spawn", "task", "unfed")
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class _Feeding(Generic[T, I]):
         self.task: TaskHandle[None] | None = None
         self.ended: anyio.Event | None = None  # set once the feeder task has ended
         self.unfed: list[I] = []
+        self.since: float | None = None  # waiting for room since (for a snapshot)
 
     @property
     def feeding(self) -> bool:
@@ -135,11 +137,13 @@ class _Feeding(Generic[T, I]):
         # All conditions must hold at one instant: each wait may undo another's.
         engine = self.engine
         slots = engine._slots
+        self.since = time.monotonic()
         while True:
             if slots is not None:
                 await engine._wait_for_room(slots.limit)
             await engine._wait_for_capacity()
             if slots is None or engine._pending < slots.limit or engine._state > SHUTTING:
+                self.since = None
                 return
 
     def _feed(self, item: I) -> None:

@@ -4,6 +4,7 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from contextvars import Context
 from enum import Enum
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from ._start import TaskStatus
 
 T = TypeVar("T")
+
+_now = time.monotonic
 
 
 @final
@@ -45,6 +48,8 @@ class JoinHandle(Generic[T]):
         "_owner",
         "_payload",
         "_queued",
+        "_spawned",
+        "_started",
         "_status",
         "_task",
     )
@@ -68,6 +73,10 @@ class JoinHandle(Generic[T]):
         self._status: TaskStatus[Any] | None = None  # made by start() (S21)
         # Set only while the task waits for a slot (API.md S14).
         self._queued = None
+        # Read only by a snapshot (_introspect.py) and the instruments: when it was
+        # spawned, and started (after a slot or a rate turn; else None).
+        self._spawned = _now()
+        self._started: float | None = None
 
     @property
     def id(self) -> int:

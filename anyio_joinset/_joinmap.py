@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, cast, final, overload
 from anyio.lowlevel import checkpoint
 
 from . import _combinators as combinators
+from . import _instrument as instrument_hooks
+from . import _introspect as introspect
 from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, check_predicate, close_coroutines
 from ._engine import Engine
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
     from ._feed import Feed
     from ._handle import JoinHandle
+    from ._instrument import Instrument
+    from ._introspect import SetSnapshot
     from ._outcome import Outcome
     from ._start import Follow
     from ._taskgroup import SetTaskGroup
@@ -423,6 +427,43 @@ class JoinMap(Engine[T], Generic[K, T]):
         """
         self._check_thread("shutdown()")
         await combinators.shutdown(self, combinators.check_grace(grace, "JoinMap"))
+
+    # -- introspection and instruments (S28-S32) --------------------------------
+
+    def snapshot(self, *, stale_after: float = 5.0) -> SetSnapshot:
+        """
+        Describe every task of this map now: state, age and where it waits (S28).
+
+        Synchronous, never a checkpoint, and callable from any thread. Costs time
+        in proportion to the tasks and the depth of their await chains; nothing
+        before it is called. Sets entered by its tasks come out nested
+        (`TaskSnapshot.sets`); ``print(jm.snapshot().format())`` shows it as text.
+
+        Args:
+            stale_after: Seconds after which a finished outcome that nobody is
+                joining is worth a warning (S30).
+
+        Returns:
+            The snapshot.
+        """
+        return introspect.snapshot(self, stale_after=stale_after)
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """
+        Call ``instrument``'s hooks for every task event of this map (S31).
+
+        Registered before or inside the ``async with`` block; adding it twice does
+        nothing. Its hooks run synchronously on the event loop's thread; one that
+        raises is logged and the instrument removed (S32).
+
+        Raises:
+            TypeError: If ``instrument`` has none of `Instrument`'s hooks.
+        """
+        instrument_hooks.add_to_set(self, instrument)
+
+    def remove_instrument(self, instrument: Instrument) -> None:
+        """Stop calling ``instrument`` for this map; one not registered is ignored (S31)."""
+        instrument_hooks.remove_from_set(self, instrument)
 
     # -- backpressure and inspection (S14) ------------------------------------------
 

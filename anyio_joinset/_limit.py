@@ -14,6 +14,7 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Coroutine
 from contextvars import Context
@@ -69,6 +70,7 @@ class Slots(Generic[T]):
                 queued = handle._queued
                 assert queued is not None  # noqa: S101
                 handle._queued = None
+                handle._started = time.monotonic()  # after its wait, for a snapshot
                 engine._start(handle, *queued)
         if self._capacity is not None:
             self.notify(engine._running)

@@ -53,8 +53,19 @@ import bench
 from bench import BACKENDS, WORKLOADS, floor
 from ab import joinset_impl, load_ref
 import anyio_joinset, tempfile, pathlib
-impl, backend, workload, n, ref, gc_on, heap, mode = sys.argv[1:9]
+impl, backend, workload, n, ref, gc_on, heap, mode, hook = sys.argv[1:10]
 n, heap = int(n), int(heap)
+if backend == "trio":
+    import trio._core._run
+    trio._core._run._r.seed(0)  # the run queue's coin flips, the same in every run
+if hook == "hook" and impl in ("JoinSet", "JoinMap"):
+    class Noop(anyio_joinset.Instrument):
+        def task_spawned(self, joinset, handle): pass
+        def task_started(self, joinset, handle): pass
+        def task_finished(self, joinset, handle, kind, run_time): pass
+        def task_handed_out(self, joinset, outcome): pass
+        def task_aborted(self, joinset, handle): pass
+    anyio_joinset.add_instrument(Noop())
 # An application's long-lived heap: records, dicts, lists and strings.
 HEAP = [{{"id": i, "name": str(i), "tags": [i, str(i)]}} for i in range(heap // 4)]
 if impl == "floor":
@@ -150,8 +161,8 @@ def _child(source: str, args: list[str], *, valgrind: Path | None = None) -> str
             check=True,
             capture_output=True,
             text=True,
-            # Fixed hashing, so dict and set layouts repeat from run to run. (Trio
-            # also shuffles its run queue at random: expect about +-1% there.)
+            # Fixed hashing, so dict and set layouts repeat from run to run; Trio's
+            # random run-queue order is seeded in the child.
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         return done.stdout
@@ -161,7 +172,8 @@ def instructions(impl: str, backend: str, n: int, args: argparse.Namespace) -> i
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         child_args = [impl, backend, args.workload, str(n), args.ref or "HEAD"]
-        _child(CHILD, [*child_args, args.gc, str(args.heap), "run"], valgrind=out)
+        hook = "hook" if args.hook else "none"
+        _child(CHILD, [*child_args, args.gc, str(args.heap), "run", hook], valgrind=out)
         summary = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
         assert summary is not None
         return int(summary[1])
@@ -170,7 +182,8 @@ def instructions(impl: str, backend: str, n: int, args: argparse.Namespace) -> i
 def collections(impl: str, backend: str, args: argparse.Namespace) -> list[float]:
     """Collections per 1,000 tasks, generation 0, 1 and 2, at N2 (GC on)."""
     child_args = [impl, backend, args.workload, str(args.n2), args.ref or "HEAD"]
-    counts = json.loads(_child(CHILD, [*child_args, "on", str(args.heap), "count"]))
+    hook = "hook" if args.hook else "none"
+    counts = json.loads(_child(CHILD, [*child_args, "on", str(args.heap), "count", hook]))
     return [c * 1000 / args.n2 for c in counts]
 
 
@@ -190,6 +203,9 @@ def main() -> None:
     parser.add_argument("--heap", type=int, default=300_000, help="long-lived objects")
     parser.add_argument("--faces", nargs="+", default=["JoinSet", "JoinMap"])
     parser.add_argument("--no-gate", action="store_true", help="report only")
+    parser.add_argument(
+        "--hook", action="store_true", help="JoinSet/JoinMap with a process-wide no-op Instrument"
+    )
     args = parser.parse_args()
     impls = ["floor", *args.faces] + (["before"] if args.ref else [])
     print(

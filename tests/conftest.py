@@ -8,7 +8,9 @@ each with a seed drawn from its test id; a failure shows the seed.
 
 Every async test runs under a deadline (``--deadline``, 60 s by default, or
 ``@pytest.mark.deadline(seconds)``): a test that hangs fails with a message
-naming the deadline, its traceback showing where the test was waiting.
+naming the deadline, its traceback showing where the test was waiting, and the
+dump of every open set (``anyio_joinset.dump_sets``, API.md S29) taken just
+before the deadline, while the stuck tasks still wait where they are stuck.
 pytest-timeout stays the backstop for a hang that no cancellation reaches.
 """
 
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Generator
 from typing import Any
 
 import anyio
 import pytest
 
+from anyio_joinset import dump_sets
 from anyio_joinset.backends import BACKENDS as LOOPS
 from explore import EXPLORE_BACKENDS, explore_backend, seed_for
 
@@ -120,6 +124,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
     async def under_deadline(**kwargs: object) -> None:
         __tracebackhide__ = True
+        # Just before the deadline cancels everything, a thread takes the dump of
+        # every open set (a snapshot may be taken from any thread, S28).
+        dump: list[str] = []
+        timer = threading.Timer(seconds - min(1.0, seconds / 10), lambda: dump.append(dump_sets()))
+        timer.daemon = True
+        timer.start()
         try:
             with anyio.fail_after(seconds) as scope:
                 await func(**kwargs)
@@ -128,9 +138,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
                 raise  # the test's own TimeoutError
             msg = (
                 f"{pyfuncitem.nodeid} did not finish within its {seconds:g} s deadline: "
-                "something waits forever (where: the traceback above this one)"
+                "something waits forever (where: the traceback above this one, and every "
+                "open set just before the deadline below)\n" + "\n".join(dump)
             )
             pytest.fail(msg)
+        finally:
+            timer.cancel()
 
     functools.update_wrapper(under_deadline, func, updated=())
     pyfuncitem.obj = under_deadline

@@ -23,8 +23,10 @@ def test_all_is_sorted_and_complete() -> None:
     assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
     assert set(anyio_joinset.__all__) == public
     assert public == {
-        "Feed", "Follow", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats", "Outcome",
-        "SetTaskGroup", "TaskCancelled", "TaskState", "TaskStatus",
+        "Feed", "Follow", "Instrument", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats",
+        "Outcome", "SetSnapshot", "SetTaskGroup", "StackFrame", "TaskCancelled", "TaskSnapshot",
+        "TaskState", "TaskStatus", "WaiterSnapshot",
+        "add_instrument", "dump_on_signal", "dump_sets", "remove_instrument", "snapshot_sets",
     }  # fmt: skip
 
 
@@ -36,9 +38,12 @@ def test_public_objects_show_the_public_module() -> None:
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.final sets __final__ from 3.11")
 def test_public_classes_are_final() -> None:
-    """Public classes are @final: not meant to be subclassed."""
+    """Public classes are @final, except Instrument, made to be subclassed (as Trio's)."""
     for name in anyio_joinset.__all__:
-        assert getattr(getattr(anyio_joinset, name), "__final__", False), name
+        obj = getattr(anyio_joinset, name)
+        if inspect.isclass(obj) and name != "Instrument":
+            assert getattr(obj, "__final__", False), name
+    assert not getattr(anyio_joinset.Instrument, "__final__", False)
 
 
 def test_package_ships_py_typed() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import signal
 import socket
@@ -37,7 +38,7 @@ def test_every_example_is_tested_and_documented() -> None:
     tested = {
         "abort.py", "as_completed.py", "crawl.py", "errors.py", "join_all_vs_joinset.py",
         "keyed.py", "offload.py", "quickstart.py", "server.py", "shutdown_signal.py",
-        "with_context.py", "worker_pool.py",
+        "stuck.py", "telemetry.py", "with_context.py", "worker_pool.py",
     }  # fmt: skip
     found = {p.name for p in EXAMPLES.glob("*.py")}
     assert found == tested
@@ -305,4 +306,113 @@ def test_server_ctrl_c(backend: str) -> None:
     assert rest == [
         "received SIGINT, shutting down",
         "shutdown complete: 1 connections, 1 lines answered, 1 aborted",
+    ]
+
+
+def stuck_line(marker: str) -> int:
+    """The line of examples/stuck.py that carries ``marker``."""
+    lines = (EXAMPLES / "stuck.py").read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if marker in line)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stuck(backend: str) -> None:
+    """stuck.py: the dump names each stuck task's function and line, grouped (S28, S29)."""
+    text = "\n".join(run_example("stuck.py", backend, "--timeout", "0.3"))
+    stuck = EXAMPLES / "stuck.py"
+    other, lock = stuck_line("await theirs.wait()"), stuck_line("async with lock:")
+    assert re.search(
+        r"^JoinSet #1 \[\w+\] open, len=3, limit=None, 3 task\(s\)", text, re.MULTILINE
+    )
+    assert re.search(r"^  join_next waiting for \d+\.\d s$", text, re.MULTILINE)
+    assert re.search(
+        r"^  2 tasks \(ids 1-2\) running, the oldest spawned .* at hand_over -> ",
+        text,
+        re.MULTILINE,
+    )
+    assert f"      hand_over ({stuck}:{other})" in text
+    assert "      waits on 2 different anyio.Event" in text
+    assert re.search(
+        r"^  task 3 'update_cache' running, spawned .* at update_cache -> ", text, re.MULTILINE
+    )
+    assert f"      update_cache ({stuck}:{lock})" in text
+
+
+def test_stuck_json() -> None:
+    """stuck.py --json: the same dump for tools (S29)."""
+    data = json.loads("\n".join(run_example("stuck.py", "asyncio", "--timeout", "0.3", "--json")))
+    (stuck,) = data["sets"]
+    assert [task["name"] for task in stuck["tasks"]] == ["ping", "pong", "update_cache"]
+    assert {task["stack"][0]["line"] for task in stuck["tasks"]} == {
+        stuck_line("await theirs.wait()"),
+        stuck_line("async with lock:"),
+    }
+    assert [waiter["kind"] for waiter in stuck["waiters"]] == ["join_next"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_stuck_dump_on_sigusr1() -> None:
+    """stuck.py: kill -USR1 prints the dump while the set hangs (S29)."""
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, str(EXAMPLES / "stuck.py"), "--timeout", "60"],
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        hint = proc.stderr.readline()
+        assert hint == f"stuck on purpose; for the dump now: kill -USR1 {proc.pid}\n"
+        proc.send_signal(signal.SIGUSR1)
+        lines = [proc.stderr.readline() for _ in range(3)]
+        proc.kill()
+    assert lines[0].startswith("JoinSet #1 [asyncio] open, len=3, limit=None, 3 task(s)")
+
+
+def howto_dump() -> list[str]:
+    """The dump shown in docs/howto/debugging.md, between its markers."""
+    page = (EXAMPLES.parent / "docs" / "howto" / "debugging.md").read_text(encoding="utf-8")
+    block = page.split("<!-- dump -->\n```text\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
+def normalized(line: str) -> str:
+    line = re.sub(r"\(\S*/(\w+\.py):\d+\)", r"(\1:N)", line)
+    line = re.sub(r"0x[0-9a-f]+", "0x...", line)
+    return re.sub(r"\d+\.\d s", "N s", line)
+
+
+def test_the_howto_shows_the_real_dump() -> None:
+    """docs/howto/debugging.md: its dump is what stuck.py prints (lines of stuck.py exact)."""
+    real = "\n".join(run_example("stuck.py", "asyncio", "--timeout", "0.3"))
+    shown = howto_dump()
+    stuck = str(EXAMPLES / "stuck.py")
+    for line in shown:
+        if "stuck.py:" in line:
+            assert line.replace("examples/stuck.py", stuck) in real, line
+    mine = [
+        normalized(line) for line in shown if not line.startswith("      ") or "stuck.py" in line
+    ]
+    real_lines = {normalized(line) for line in real.splitlines()}
+    assert set(mine) <= real_lines, set(mine) - real_lines
+    page = (EXAMPLES.parent / "docs" / "howto" / "debugging.md").read_text(encoding="utf-8")
+    assert f"line {stuck_line('await theirs.wait()')} of `stuck.py`" in page
+    assert f"waits at line {stuck_line('async with lock:')}, `async with lock:`" in page
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_telemetry(backend: str) -> None:
+    """telemetry.py: OpenTelemetry spans and Prometheus metrics from the hooks (S31)."""
+    pytest.importorskip("opentelemetry.sdk")
+    pytest.importorskip("prometheus_client")
+    assert run_example("telemetry.py", backend) == [
+        "5 task spans, each a child of 'fetch all': True",
+        "  span broken: failed",
+        "  span fetch-0: succeeded",
+        "  span fetch-1: succeeded",
+        "  span fetch-2: succeeded",
+        "  span slow: cancelled",
+        "spawned: 5",
+        "finished succeeded: 3",
+        "finished failed: 1",
+        "finished cancelled: 1",
+        "run times observed: 5",
     ]
