@@ -397,8 +397,12 @@ class Engine(Generic[T]):
         keys = self._keys
         old: JoinHandle[T] | None = None
         if keys is not None and status is None:
+            # get() hashes the key even in an empty dict (pop() does not), so an
+            # unhashable key fails here, before anything changed.
             try:
-                old = keys.pop(key, None)
+                old = keys.get(key)
+                if old is not None:
+                    del keys[key]  # so the new key object is stored below (S16)
             except BaseException:
                 coro.close()  # no "never awaited" warning
                 raise

@@ -31,6 +31,7 @@ from ._engine import Engine
 from ._feed import feed
 from ._joinset import JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
+from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from ._handle import JoinHandle
     from ._instrument import Instrument
     from ._introspect import SetSnapshot
-    from ._outcome import Outcome
     from ._start import Follow
     from ._taskgroup import SetTaskGroup
 
@@ -128,10 +128,6 @@ class JoinMap(Engine[T], Generic[K, T]):
             TypeError: If ``key`` is unhashable or ``func`` does not return a
                 coroutine; nothing starts and the map is unchanged.
         """
-        try:
-            hash(key)
-        except TypeError:
-            _check_key(key, "JoinMap.spawn()", func)
         if (
             type(func) is FunctionType
             and func.__code__.co_flags & CO_COROUTINE
@@ -139,9 +135,16 @@ class JoinMap(Engine[T], Generic[K, T]):
             and self._thread == get_ident()
             and (name is None or type(name) is str)
         ):
-            # The common case, a plain ``async def``, in one call less.
+            # The common case, a plain ``async def``, in one call less. An
+            # unhashable key fails in _add's first look-up, which closes the
+            # coroutine and leaves the map unchanged; the message is made clear here.
             coro = func(*args)
-            return self._add(coro, coro.__qualname__ if name is None else name, key)
+            try:
+                return self._add(coro, coro.__qualname__ if name is None else name, key)
+            except TypeError:
+                _check_key(key, "JoinMap.spawn()")
+                raise
+        _check_key(key, "JoinMap.spawn()", func)
         return self._spawn(func, args, name, key)
 
     @overload
@@ -324,8 +327,22 @@ class JoinMap(Engine[T], Generic[K, T]):
             if not self._pending or self._state == CLOSED:
                 return None
             await self._wait()
-        outcome = self._pop()
-        return cast("K", outcome._handle._key), outcome
+        if self._front or self._waiters or self._room is not None or self._hooks is not None:
+            outcome = self._pop()
+            return cast("K", outcome._handle._key), outcome
+        # _pop's common case, inline (nothing put back, nobody else waiting), as
+        # in JoinSet.join_next.
+        handle = self._pull()
+        while handle._detached:
+            handle = self._pull()  # a task replaced after it finished: skipped
+        self._nready -= 1
+        self._pending -= 1
+        key: Any = handle._key  # no cast(): a call, and this runs once per task
+        del self._keys[key]  # type: ignore[union-attr]  # pyright: ignore[reportOptionalSubscript]
+        outcome = Outcome(handle, handle._kind, handle._payload)
+        handle._payload = None  # the outcome holds it now: no cycle is left
+        handle._kind = HANDED_OUT
+        return key, outcome
 
     def try_join_next(self) -> tuple[K, Outcome[T]] | None:
         """Return a ready ``(key, outcome)``, else ``None``; never waits, not a checkpoint (S10)."""
