@@ -128,6 +128,7 @@ T = TypeVar("T")
 logger = logging.getLogger("anyio_joinset")
 
 _now = time.monotonic
+_new = object.__new__
 _MISSING: Any = object()
 NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
 
@@ -150,6 +151,7 @@ class Engine(Generic[T]):
         "_live",
         "_next_id",
         "_nready",
+        "_outer_cancelled",
         "_pending",
         "_pull",
         "_push",
@@ -233,6 +235,7 @@ class Engine(Generic[T]):
         self._push = self._send.send_nowait  # bound once: they run once per task
         self._pull = self._receive.receive_nowait
         self._cancelled_exc = get_cancelled_exc_class()
+        self._outer_cancelled = _cancelled_check(tg)
         self._thread = get_ident()
         self._host = get_current_task().id
         self._state = OPEN
@@ -397,17 +400,26 @@ class Engine(Generic[T]):
         keys = self._keys
         old: JoinHandle[T] | None = None
         if keys is not None and status is None:
-            # get() hashes the key even in an empty dict (pop() does not), so an
-            # unhashable key fails here, before anything changed.
+            # Taken out, so the new key object is stored below (S16). pop() does
+            # not hash the key in an empty dict, get() does: an unhashable key
+            # fails here, before anything changed.
             try:
-                old = keys.get(key)
-                if old is not None:
-                    del keys[key]  # so the new key object is stored below (S16)
+                old = keys.pop(key, None) if keys else keys.get(key)
             except BaseException:
                 coro.close()  # no "never awaited" warning
                 raise
         self._next_id += 1
-        handle = JoinHandle(self, self._next_id, name, key)
+        # JoinHandle.__init__, inline: a call less, and this runs once per task.
+        handle: JoinHandle[T] = _new(JoinHandle)  # pyright: ignore[reportUnknownVariableType]
+        handle._owner = self
+        handle._id = self._next_id
+        handle._name = name
+        handle._key = key
+        handle._done = handle._aborted = handle._detached = False
+        handle._task = handle._payload = handle._status = handle._queued = None
+        handle._started = None
+        handle._kind = UNFINISHED
+        handle._spawned = _now()
         self._live[handle] = None
         if self._hooks is not None:
             self._hooks.spawned(self, handle)
@@ -423,7 +435,7 @@ class Engine(Generic[T]):
             if self._slots is None and self._rate is None and self._state == OPEN:
                 # _launch's and _start's common case, inline: this runs once per task.
                 self._running += 1
-                wrapper = self._run(handle, coro, False)
+                wrapper = self._run(handle, coro)
                 try:
                     handle._task = self._tg.create_task(wrapper, name=name)
                 except BaseException:
@@ -465,7 +477,7 @@ class Engine(Generic[T]):
         self._running += 1
         if self._rate is not None:
             self._rate.expect()  # so wait_for_capacity waits for its turn (S18)
-        wrapper = self._run(handle, coro, context is not None)
+        wrapper = self._run(handle, coro)
         try:
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
         except BaseException:
@@ -504,7 +516,7 @@ class Engine(Generic[T]):
         self._finish(handle, CANCELLED, None)
         return True
 
-    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], queued: bool) -> None:
+    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         # The task wrapper: record however ``coro`` ends on its handle (kind and
         # value or exception) and push the handle into the stream. No local
         # variable holds an exception past its ``except`` block: a failure's
@@ -512,9 +524,7 @@ class Engine(Generic[T]):
         # cycle through it that nothing breaks (exception -> traceback -> frame ->
         # exception). The one through the handle is broken when the outcome is
         # handed out or discarded.
-        if (
-            handle._aborted or (queued and current_effective_deadline() == -math.inf)
-        ) and self._never_runs(handle, coro):
+        if (handle._aborted or self._outer_cancelled()) and self._never_runs(handle, coro):
             return
         try:
             if self._rate is not None:
@@ -668,6 +678,7 @@ class Engine(Generic[T]):
 
     def _pop(self) -> Outcome[T]:
         # Synchronous from taking to returning (invariant 1).
+        outcome: Outcome[T]
         if self._front:
             outcome = self._front.popleft()
             outcome._handle._kind = HANDED_OUT
@@ -676,7 +687,10 @@ class Engine(Generic[T]):
             handle = self._pull()
             while handle._detached:
                 handle = self._pull()  # see _take
-            outcome = Outcome(handle, handle._kind, handle._payload)
+            outcome = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+            outcome._handle = handle
+            outcome._kind = handle._kind
+            outcome._payload = handle._payload
             handle._payload = None  # the outcome holds it now: no cycle is left
             handle._kind = HANDED_OUT
         self._nready -= 1
@@ -916,6 +930,44 @@ class Engine(Generic[T]):
 
     def _state_name(self) -> str:
         return ("new", "open", "shutting down", "closing", "closed")[self._state]
+
+
+def _cancelled_check(tg: TaskGroup) -> Callable[[], bool]:
+    """
+    A cheap "is the set's task group cancelled, by itself or a scope around it?".
+
+    Asked by every task before its body (S7): a task not yet started when a scope
+    around the set is cancelled must not run any of its body. The public
+    ``current_effective_deadline() == -math.inf`` costs 12,600 CPU instructions
+    a call on asyncio and 19,100 on Trio; this reads what the backend keeps
+    anyway: on Trio the ``effectively_cancelled`` flag of the task group's
+    nursery; on asyncio AnyIO's cancel scopes, walked up from the task group's
+    as AnyIO's own ``_effectively_cancelled`` does (about 300 instructions).
+    Where AnyIO's internals moved, the public call.
+    """
+    nursery = getattr(tg, "_nursery", None)
+    status = getattr(getattr(nursery, "cancel_scope", None), "_cancel_status", None)
+    if status is not None and hasattr(status, "effectively_cancelled"):
+        return lambda: cast("bool", status.effectively_cancelled)
+    scope: Any = tg.cancel_scope
+    if all(hasattr(scope, name) for name in ("_cancel_called", "_shield", "_parent_scope")):
+
+        def cancelled() -> bool:
+            outer = scope
+            while outer is not None:
+                if outer._cancel_called:
+                    return True
+                if outer._shield:
+                    return False
+                outer = outer._parent_scope
+            return False
+
+        return cancelled
+    return _deadline_passed  # pragma: no cover - an AnyIO whose internals moved
+
+
+def _deadline_passed() -> bool:
+    return current_effective_deadline() == -math.inf
 
 
 def _task_scope(task: TaskHandle[None]) -> CancelScope:

@@ -4,7 +4,6 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
-import time
 from collections.abc import Coroutine
 from contextvars import Context
 from enum import Enum
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_now = time.monotonic
-
 
 @final
 class JoinHandle(Generic[T]):
@@ -33,9 +30,23 @@ class JoinHandle(Generic[T]):
     the task's result: the result comes through the set, exactly once.
     """
 
-    # ``_task`` is AnyIO's TaskHandle while the task runs (None while it waits for
-    # a slot under ``limit`` and once it has finished, which breaks the handle ->
-    # TaskHandle -> exception -> frame -> handle cycle).
+    # Made only by the engine (``Engine._add`` sets every slot, with no __init__
+    # call: this runs once per task). What the slots hold:
+    # - ``_owner``, ``_id``, ``_name``; ``_key``: a JoinMap's key, or the input of
+    #   a fed task (S16, S20).
+    # - ``_done``, ``_aborted``; ``_detached``: replaced in a JoinMap or detached
+    #   (S22), its outcome is never handed out.
+    # - ``_task``: AnyIO's TaskHandle while the task runs (None while it waits for
+    #   a slot under ``limit`` and once it has finished, which breaks the handle ->
+    #   TaskHandle -> exception -> frame -> handle cycle).
+    # - ``_kind`` and ``_payload``: how it ended (an Outcome kind) and its value or
+    #   exception, from the time it finishes until its outcome is handed out (then
+    #   the Outcome holds them).
+    # - ``_status``: made by start() (S21); ``_queued``: the coroutine and context
+    #   of a task waiting for a slot (S14).
+    # - ``_spawned`` and ``_started``: read only by a snapshot and the instruments
+    #   (S28, S31): when it was spawned, and started after a slot or a rate turn
+    #   (else None).
     __slots__ = (
         "__weakref__",
         "_aborted",
@@ -54,29 +65,20 @@ class JoinHandle(Generic[T]):
         "_task",
     )
 
+    _owner: Engine[T]
+    _id: int
+    _name: str
+    _key: object
+    _done: bool
+    _aborted: bool
+    _detached: bool
     _task: TaskHandle[None] | None
+    _kind: int
+    _payload: object
+    _status: TaskStatus[Any] | None
     _queued: tuple[Coroutine[Any, Any, T], Context] | None
-
-    def __init__(self, owner: Engine[T], id: int, name: str, key: object) -> None:  # noqa: A002
-        self._owner = owner
-        self._id = id
-        self._name = name
-        self._key = key  # a JoinMap's key, or the input of a fed task (S16, S20)
-        self._done = False
-        self._aborted = False
-        self._detached = False  # replaced in a JoinMap: its outcome is never handed out
-        self._task = None
-        # How it ended (an Outcome kind) and its value or exception, from the time
-        # it finishes until its outcome is handed out (then the Outcome holds them).
-        self._kind = -1  # UNFINISHED
-        self._payload: object = None
-        self._status: TaskStatus[Any] | None = None  # made by start() (S21)
-        # Set only while the task waits for a slot (API.md S14).
-        self._queued = None
-        # Read only by a snapshot (_introspect.py) and the instruments: when it was
-        # spawned, and started (after a slot or a rate turn; else None).
-        self._spawned = _now()
-        self._started: float | None = None
+    _spawned: float
+    _started: float | None
 
     @property
     def id(self) -> int:

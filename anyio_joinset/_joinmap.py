@@ -35,6 +35,8 @@ from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
+_new = object.__new__  # Outcome.__init__, inline in join_next
+
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
     from typing_extensions import TypeVar
@@ -328,8 +330,8 @@ class JoinMap(Engine[T], Generic[K, T]):
                 return None
             await self._wait()
         if self._front or self._waiters or self._room is not None or self._hooks is not None:
-            outcome = self._pop()
-            return cast("K", outcome._handle._key), outcome
+            popped = self._pop()
+            return cast("K", popped._handle._key), popped
         # _pop's common case, inline (nothing put back, nobody else waiting), as
         # in JoinSet.join_next.
         handle = self._pull()
@@ -339,7 +341,10 @@ class JoinMap(Engine[T], Generic[K, T]):
         self._pending -= 1
         key: Any = handle._key  # no cast(): a call, and this runs once per task
         del self._keys[key]  # type: ignore[union-attr]  # pyright: ignore[reportOptionalSubscript]
-        outcome = Outcome(handle, handle._kind, handle._payload)
+        outcome: Outcome[T] = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+        outcome._handle = handle
+        outcome._kind = handle._kind
+        outcome._payload = handle._payload
         handle._payload = None  # the outcome holds it now: no cycle is left
         handle._kind = HANDED_OUT
         return key, outcome

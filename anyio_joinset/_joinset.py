@@ -25,6 +25,8 @@ from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
+_new = object.__new__  # Outcome.__init__, inline in join_next
+
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
     from typing_extensions import TypeVar
@@ -475,7 +477,10 @@ class JoinSet(Engine[T]):
             handle = self._pull()  # a task detached after it finished: skipped
         self._nready -= 1
         self._pending -= 1
-        outcome = Outcome(handle, handle._kind, handle._payload)
+        outcome: Outcome[T] = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+        outcome._handle = handle
+        outcome._kind = handle._kind
+        outcome._payload = handle._payload
         handle._payload = None  # the outcome holds it now: no cycle is left
         handle._kind = HANDED_OUT
         return outcome

@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import pytest
+import sniffio
 from trio.testing import MockClock
 
 from anyio_joinset import JoinMap, JoinSet, Outcome
@@ -366,6 +367,56 @@ async def test_defect04_a_task_waiting_for_its_rate_turn_never_starts_either() -
                 await steps(5)
             await anyio.sleep_forever()
     assert ran == [0]
+
+
+def _first_step_at_spawn() -> bool:
+    """asyncio's eager task factory runs a task's first step inside spawn()."""
+    if sniffio.current_async_library() != "asyncio":
+        return False
+    eager = getattr(asyncio, "eager_task_factory", None)
+    return eager is not None and asyncio.get_running_loop().get_task_factory() is eager
+
+
+async def test_issue14_item17_no_body_runs_once_a_scope_around_the_set_is_cancelled() -> None:
+    """S7: tasks spawned (not queued) but not yet started when a scope around the set
+    is cancelled run none of their body; each ends cancelled, the set carries on."""
+    ran: list[int] = []
+
+    async def work(i: int) -> int:
+        ran.append(i)
+        await anyio.sleep_forever()
+        return i
+
+    with anyio.CancelScope() as outer:
+        async with JoinSet[int]() as js:
+            handles = [js.spawn(work, i) for i in range(3)]
+            outer.cancel()
+            with anyio.CancelScope(shield=True):
+                outcomes = [await js.join_next() for _ in handles]
+                assert await js.join_next() is None
+    # Eager tasks ran up to their first await inside spawn(), before the cancel.
+    assert ran == ([0, 1, 2] if _first_step_at_spawn() else [])
+    assert all(o is not None and o.cancelled() for o in outcomes)
+    assert all(h.done() and not h.aborted for h in handles)
+
+
+async def test_issue14_item17_a_shield_between_keeps_the_tasks_running() -> None:
+    """S7: a cancelled scope outside a shield around the set reaches no task of it."""
+
+    async def work(i: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return i
+
+    with anyio.CancelScope() as outer:
+        with anyio.CancelScope(shield=True):
+            async with JoinSet[int]() as js:
+                js.spawn(work, 1)
+                js.spawn(work, 2)
+                outer.cancel()
+                values = sorted([o.result() async for o in js])
+        assert values == [1, 2]
+        await anyio.lowlevel.checkpoint()  # the cancellation reaches the body here
+        pytest.fail("the outer scope was cancelled")  # pragma: no cover
 
 
 # -- defect 5: an uncaptured BaseException (S4, S6, S13) ------------------------------
