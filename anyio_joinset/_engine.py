@@ -516,7 +516,7 @@ class Engine(Generic[T]):
         self._finish(handle, CANCELLED, None)
         return True
 
-    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:  # noqa: C901 - _finish inline
         # The task wrapper: record however ``coro`` ends on its handle (kind and
         # value or exception) and push the handle into the stream. No local
         # variable holds an exception past its ``except`` block: a failure's
@@ -539,36 +539,65 @@ class Engine(Generic[T]):
             self._failed += 1
             self._finish(handle, FAILED, exc)
         except BaseException as exc:
-            kind = _kind_of(exc, self._cancelled_exc)
-            if kind == CANCELLED:
-                coro.close()  # in case it was cancelled while waiting for its rate turn
-                self._cancelled += 1
-                self._finish(handle, CANCELLED, None)
-                if handle._aborted or current_effective_deadline() != -math.inf:
-                    # Aborted (our own scope, maybe with a native Task.cancel() on
-                    # top), or no scope around us was cancelled: a native asyncio
-                    # Task.cancel() of this one task. Its outcome says so; letting
-                    # the cancellation out would make the task group cancel
-                    # everything (AnyIO's scope would not swallow a native one).
-                    return
+            if self._ended_by_base(handle, coro, exc):
                 raise
-            if kind == FAILED:
-                # An error raised during the abort, grouped with the cancellation
-                # (Trio does that): the task's failed outcome, not a tear-down (S6).
-                self._failed += 1
-                failure = cast("BaseExceptionGroup[BaseException]", exc).split(self._cancelled_exc)[
-                    1
-                ]
-                self._finish(handle, FAILED, failure)
-                del failure  # no local may hold an exception (see above)
-                return
-            # KeyboardInterrupt & co. are not captured (S6): the task group tears
-            # everything down and the exception propagates. The task is counted
-            # off, so a shielded drain in a ``finally`` still ends.
-            self._lost(handle, exc)
-            raise
         else:
+            if (
+                self._hooks is None
+                and self._slots is None
+                and self._state != CLOSED
+                and not handle._detached
+            ):
+                # _finish's common case, inline: this runs once per task.
+                handle._done = True
+                handle._task = None
+                del self._live[handle]
+                self._running -= 1
+                handle._kind = SUCCEEDED
+                handle._payload = value
+                self._push(handle)
+                if not self._nready:
+                    self._ready_since = _now()  # for a snapshot's warning (S30)
+                self._nready += 1
+                if self._waiters:
+                    self._wake_one()
+                if self._watched:
+                    self._notify(handle)
+                return
             self._finish(handle, SUCCEEDED, value)
+
+    def _ended_by_base(
+        self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], exc: BaseException
+    ) -> bool:
+        """
+        Record a task ended by a BaseException; return whether it must propagate.
+
+        Its frame is not in the exception's traceback, so its locals close no
+        cycle (see _run).
+        """
+        kind = _kind_of(exc, self._cancelled_exc)
+        if kind == CANCELLED:
+            coro.close()  # in case it was cancelled while waiting for its rate turn
+            self._cancelled += 1
+            self._finish(handle, CANCELLED, None)
+            # Aborted (our own scope, maybe with a native Task.cancel() on top), or
+            # no scope around us was cancelled: a native asyncio Task.cancel() of
+            # this one task. Its outcome says so; letting the cancellation out
+            # would make the task group cancel everything (AnyIO's scope would not
+            # swallow a native one).
+            return not handle._aborted and self._outer_cancelled()
+        if kind == FAILED:
+            # An error raised during the abort, grouped with the cancellation
+            # (Trio does that): the task's failed outcome, not a tear-down (S6).
+            self._failed += 1
+            failure = cast("BaseExceptionGroup[BaseException]", exc).split(self._cancelled_exc)[1]
+            self._finish(handle, FAILED, failure)
+            return False
+        # KeyboardInterrupt & co. are not captured (S6): the task group tears
+        # everything down and the exception propagates. The task is counted off,
+        # so a shielded drain in a ``finally`` still ends.
+        self._lost(handle, exc)
+        return True
 
     def _finish(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
         # _ended and _deliver, inline: this runs once per task.

@@ -42,7 +42,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, final
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 import anyio
 
@@ -84,7 +84,9 @@ class _Entry:
     thread: int
     host: object  # the AnyIO task id of the task that entered the set
     backend: str
-    root: Any  # the asyncio loop, or Trio's root task: to list the backend's tasks
+    # The asyncio loop, or Trio's root task, to list the backend's tasks: weakly,
+    # so a registered set whose loop is gone keeps nothing of it alive.
+    root: ref[Any]
 
 
 _registry: WeakKeyDictionary[Engine[Any], _Entry] = WeakKeyDictionary()
@@ -102,7 +104,7 @@ def register(engine: Engine[Any]) -> None:
 
         backend, root = "trio", trio.lowlevel.current_root_task()
     _registry[engine] = _Entry(
-        next(_serials), _now(), threading.get_ident(), engine._host, backend, root
+        next(_serials), _now(), threading.get_ident(), engine._host, backend, ref(root)
     )
     _instrument.opened(engine)
 
@@ -471,7 +473,11 @@ def _task_ids(entries: Iterable[_Entry]) -> dict[int, object]:
 
     run_coro = TaskHandle._run_coro.__code__  # pyright: ignore[reportUnknownMemberType]
     found: dict[int, object] = {}
-    roots: dict[int, tuple[str, Any]] = {id(e.root): (e.backend, e.root) for e in entries}
+    roots: dict[int, tuple[str, Any]] = {}
+    for entry in entries:
+        root = entry.root()
+        if root is not None:  # pragma: no branch - only an abandoned loop is gone
+            roots[id(root)] = (entry.backend, root)
     for backend, root in roots.values():
         tasks: list[tuple[object, Any]] = []
         if backend == "asyncio":

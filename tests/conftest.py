@@ -144,6 +144,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
             pytest.fail(msg)
         finally:
             timer.cancel()
+            # Ended before the next test: a timer thread ending later would leave
+            # its garbage in that test's measurements (tests/test_memory.py).
+            timer.join()
 
     functools.update_wrapper(under_deadline, func, updated=())
     pyfuncitem.obj = under_deadline

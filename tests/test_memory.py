@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 
@@ -63,3 +64,19 @@ async def test_joined_outcome_is_released_at_once() -> None:
         assert value_ref() is None
         assert handle_ref() is None
         gate.release.set()
+
+
+def test_a_set_kept_after_its_run_keeps_no_event_loop_alive() -> None:
+    """S29: the registry of open sets holds each set's asyncio loop weakly (Trio's
+    root task too; but there the set's own task group keeps Trio's task tree)."""
+    kept: list[JoinSet[object]] = []
+
+    async def main() -> weakref.ref[asyncio.AbstractEventLoop]:
+        async with JoinSet[object]() as js:
+            kept.append(js)  # the set outlives its run, as one held by a cycle does
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = anyio.run(main, backend="asyncio")
+    gc.collect()
+    assert kept
+    assert loop() is None
