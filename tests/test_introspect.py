@@ -715,7 +715,7 @@ async def test_snapshots_from_a_thread_while_the_set_churns() -> None:
         watcher = threading.Thread(target=watch, args=(js,))
         watcher.start()
         try:
-            for _ in range(300):
+            for _ in range(100):
                 for i in range(30):
                     js.spawn(value_of, i)
                 await js.join_all()
