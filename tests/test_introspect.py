@@ -1003,3 +1003,26 @@ async def test_handlers_removed_in_any_order_leave_the_original() -> None:
     finally:
         signal.signal(signal.SIGUSR2, before)
     assert out.getvalue() == ""
+
+
+async def test_an_async_generator_step_not_held_in_a_local() -> None:
+    """S28: the chain ends at an asend() whose generator no local of the frame holds."""
+
+    async def ticks() -> AsyncIterator[None]:
+        await anyio.sleep_forever()
+        yield
+
+    async def steps() -> None:
+        held = [ticks()]  # in a list: no local of this frame is the generator itself
+        try:
+            await held[0].__anext__()  # steps-here
+        finally:
+            await held[0].aclose()
+
+    async with JoinSet[None]() as js:
+        js.spawn(steps)
+        await anyio.wait_all_tasks_blocked()
+        (task,) = js.snapshot().tasks
+        js.abort_all()
+    assert task.stack[-1].line == line_of(steps, "steps-here")
+    assert task.awaiting == "builtins.async_generator_asend"
