@@ -149,6 +149,7 @@ def live_engines() -> list[Engine[Any]]:
 
 
 _NO_TASK = object()
+_RUNNING_HERE: Any = object()  # a wrapper running on this thread, with no TaskHandle yet
 _CLOSED = 4  # _states.CLOSED, without importing the engine's internals here
 
 
@@ -637,9 +638,10 @@ class _Snapshotter:
         self.children: dict[int, list[Engine[Any]]] = {}  # id(TaskHandle) -> sets
         self.threads: dict[tuple[int, int], list[tuple[StackFrame, ...]]] | None = None
         self.seen: set[int] = set()
-        from ._engine import NO_KEY  # noqa: PLC0415 - the engine imports this module
+        from ._engine import NO_KEY, Engine  # noqa: PLC0415 - the engine imports this module
 
         self.no_key: object = NO_KEY
+        self.run_code = Engine._run.__code__  # pyright: ignore[reportUnknownMemberType]
 
     def nesting(self, engines: list[Engine[Any]]) -> set[int]:
         """Find which task entered which set; return the ids of the nested sets."""
@@ -711,37 +713,40 @@ class _Snapshotter:
         task = handle._task
         kind = handle._kind
         started = handle._started
-        wrapper = None if task is None else task.coro
-        # Not stepped by the event loop yet: no coroutine frame has run (or no task
-        # yet: inside spawn(), or a slot just freed for it).
-        unstepped = wrapper is None or inspect.getcoroutinestate(wrapper) == inspect.CORO_CREATED
-        waits_for_rate = kind == RATE_TURN or (unstepped and engine._rate is not None)
-        chain = _Chain([], None, None, None)
-        state: SnapshotState
+        empty = _Chain([], None, None, None)
         if handle._done:
             # In the engine's _finish: its outcome is recorded a moment later.
-            return self.record(handle, "finished", None, chain, kind)
-        if handle._queued is not None or (task is None and started is None and _no_room(engine)):
-            return self.record(handle, "waiting_for_slot", None, chain, None)
+            return self.record(handle, "finished", None, empty, kind)
+        if handle._queued is not None:
+            return self.record(handle, "waiting_for_slot", None, empty, None)
+        wrapper: Any = None if task is None else task.coro
+        if wrapper is None and self.runs_here(handle):
+            # Its wrapper runs on this very thread with no TaskHandle yet: an eager
+            # asyncio task's first step, inside spawn(), where a hook took this.
+            wrapper = _RUNNING_HERE
+        # Not stepped by the event loop yet: no frame of it has run (or no task
+        # yet: inside spawn(), or a slot just freed for it). Without a task, a
+        # rate turn is still due if it has no start time (its turn gives it one).
+        unstepped = wrapper is None or (
+            wrapper is not _RUNNING_HERE
+            and inspect.getcoroutinestate(wrapper) == inspect.CORO_CREATED
+        )
+        due = started is None if wrapper is None else unstepped
+        if wrapper is None and started is None and _no_room(engine):
+            # Inside spawn() (a task_spawned hook): it is about to join the queue.
+            return self.record(handle, "waiting_for_slot", None, empty, None)
+        state: SnapshotState
         if handle._aborted:
             state = "aborting"
             started = None if unstepped or kind == RATE_TURN else started or handle._spawned
-        elif waits_for_rate:
-            chain.awaiting = "rate turn"  # the same on every backend (S15)
-            return self.record(handle, "waiting_for_rate", None, chain, None)
+        elif kind == RATE_TURN or (due and engine._rate is not None):
+            empty.awaiting = "rate turn"  # the same on every backend (S15)
+            return self.record(handle, "waiting_for_rate", None, empty, None)
         else:
             status = handle._status
             state = "starting" if status is not None and status._waiting() else "running"
             started = started or handle._spawned  # spawned is started, unless it waited
-        if wrapper is None or unstepped:
-            chain.awaiting = "not started by the event loop yet"
-        elif kind == RATE_TURN:
-            chain.awaiting = "rate turn"  # aborted while it waited for its turn
-        else:
-            chain = _walk(wrapper, skip_first=True)
-            if chain.awaiting is None and not chain.frames:
-                chain.awaiting = _not_suspended(wrapper)
-        return self.record(handle, state, started, chain, None, task)
+        return self.record(handle, state, started, _chain_of(wrapper, unstepped, kind), None, task)
 
     def record(  # noqa: PLR0913, PLR0917 - one TaskSnapshot's parts
         self,
@@ -777,6 +782,15 @@ class _Snapshotter:
             sets=sets,
         )
 
+    def runs_here(self, handle: JoinHandle[Any]) -> bool:
+        """Whether this thread is inside ``handle``'s task wrapper (``Engine._run``)."""
+        frame: types.FrameType | None = sys._getframe()
+        while frame is not None:
+            if frame.f_code is self.run_code and frame.f_locals.get("handle") is handle:
+                return True
+            frame = frame.f_back
+        return False
+
     def thread_stack(self, key: tuple[int, int]) -> tuple[StackFrame, ...]:
         if self.threads is None:
             self.threads = _thread_stacks()
@@ -789,6 +803,22 @@ class _Snapshotter:
         task = feeding.task  # None while its task is being made (eager asyncio)
         stack = () if task is None else tuple(_walk(task.coro).frames)
         return WaiterSnapshot("feeder", _since(self.now, feeding.since), stack)
+
+
+def _chain_of(wrapper: Any, unstepped: bool, kind: int) -> _Chain:  # noqa: ANN401 - or _RUNNING_HERE
+    """Where a started task is: its await chain, or why it has none."""
+    chain = _Chain([], None, None, None)
+    if wrapper is _RUNNING_HERE:
+        chain.awaiting = "running now"
+    elif unstepped:
+        chain.awaiting = "not started by the event loop yet"
+    elif kind == RATE_TURN:
+        chain.awaiting = "rate turn"  # aborted while it waited for its turn
+    else:
+        chain = _walk(wrapper, skip_first=True)
+        if chain.awaiting is None and not chain.frames:
+            chain.awaiting = _not_suspended(wrapper)
+    return chain
 
 
 def _no_room(engine: Engine[Any]) -> bool:

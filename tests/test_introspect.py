@@ -1026,3 +1026,25 @@ async def test_an_async_generator_step_not_held_in_a_local() -> None:
         js.abort_all()
     assert task.stack[-1].line == line_of(steps, "steps-here")
     assert task.awaiting == "builtins.async_generator_asend"
+
+
+async def test_a_task_running_before_it_has_its_task_handle() -> None:
+    """S28: a task whose wrapper runs before spawn() returns (eager asyncio) is running now."""
+    handles: list[anyio_joinset.JoinHandle[object]] = []
+
+    async def look(js: JoinSet[object]) -> object:
+        await anyio.lowlevel.checkpoint()  # spawn() has returned its handle
+        (me,) = handles
+        task, me._task = me._task, None  # as inside an eager task's first step
+        try:
+            return js.snapshot()
+        finally:
+            me._task = task
+
+    async with JoinSet[object](limit=1, rate=100) as js:
+        handles.append(js.spawn(look, js))
+        outcome = await js.join_next()
+    assert outcome is not None
+    (task,) = outcome.result().tasks  # type: ignore[attr-defined]
+    assert (task.state, task.stack, task.awaiting) == ("running", (), "running now")
+    assert task.running_for is not None
