@@ -202,7 +202,8 @@ class Engine(Generic[T]):
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
-        self._waiters: dict[Event, float] = {}  # -> when it began to wait
+        # -> when it began to wait, and whether it is a follow() (for a snapshot, S28)
+        self._waiters: dict[Event, tuple[float, bool]] = {}
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
         # Tasks of the task-group face: their body runs even if aborted first (S25).
         self._bodies: WeakSet[JoinHandle[T]] | None = None
@@ -750,11 +751,11 @@ class Engine(Generic[T]):
                 self._room = Event()
             await self._room.wait()
 
-    async def _wait(self) -> None:
+    async def _wait(self, follow: bool = False) -> None:
         """Wait for a wake-up of our own (invariant 3 above)."""
         event = Event()
         waiters = self._waiters
-        waiters[event] = _now()  # since when, for a snapshot
+        waiters[event] = (_now(), follow)  # for a snapshot
         try:
             await event.wait()
         except BaseException:

@@ -22,43 +22,52 @@
 # - nesting: a set records the AnyIO task id of the task that entered it; the
 #   backend's task list maps each of a set's TaskHandles to that id.
 #
-# A snapshot may be taken from any thread (a signal handler, a watchdog): it
-# copies every container it reads in one C call, so a set that changes
-# meanwhile gives a slightly stale view, never an error.
+# A snapshot may be taken from any thread (a signal handler, a watchdog) and
+# from inside an instrument's hook: it copies every container it reads in one C
+# call, reads each field of a task once, and accepts any combination of them
+# (a task half-way through the engine's ``_add``, ``_start`` or ``_finish``, a
+# handle handed out since its container was copied), so a set that changes
+# meanwhile gives a slightly stale view, never an error. It leaves the garbage
+# collector alone: measured at 50,000 tasks, pausing it saved nothing, and its
+# switch is the process's, not ours to flip from another thread.
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import itertools
 import json
+import logging
+import math
 import signal
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Coroutine, Generator, Iterable
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, final
-from weakref import WeakKeyDictionary, ref
+from weakref import ref
 
 import anyio
 
 from . import _instrument
-from ._handle import TaskState
+from ._calling import real_number
 from ._offload import _checked_call as checked_call
-from ._outcome import CANCELLED, FAILED, SUCCEEDED
+from ._outcome import CANCELLED, FAILED, RATE_TURN, SUCCEEDED
 
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._feed import _Feeding
     from ._handle import JoinHandle
 
+logger = logging.getLogger("anyio_joinset")
+
 _now = time.monotonic
 
-SnapshotState = Literal["waiting_for_slot", "waiting_for_rate", "running", "aborting", "finished"]
+SnapshotState = Literal[
+    "waiting_for_slot", "waiting_for_rate", "starting", "running", "aborting", "finished"
+]
 OutcomeKind = Literal["succeeded", "failed", "cancelled"]
 
 _KIND_NAMES: dict[int, OutcomeKind] = {
@@ -69,6 +78,7 @@ _KIND_NAMES: dict[int, OutcomeKind] = {
 _STATE_TEXT: dict[str, str] = {
     "waiting_for_slot": "waiting for a slot",
     "waiting_for_rate": "waiting for its rate turn",
+    "starting": "starting (start() waits for its started())",
     "running": "running",
     "aborting": "aborted, unwinding",
     "finished": "finished, not joined",
@@ -89,8 +99,20 @@ class _Entry:
     root: ref[Any]
 
 
-_registry: WeakKeyDictionary[Engine[Any], _Entry] = WeakKeyDictionary()
+# A plain dict of weak references, not a WeakKeyDictionary: another thread
+# copies it in one C call (``list(d.items())``), where iterating a
+# WeakKeyDictionary runs Python code between items while the event loop's
+# thread may add a set ("dictionary changed size during iteration").
+_registry: dict[ref[Engine[Any]], _Entry] = {}
 _serials = itertools.count(1)
+
+
+def _forget(engine: ref[Engine[Any]]) -> None:
+    _registry.pop(engine, None)
+
+
+def _entry(engine: Engine[Any]) -> _Entry | None:
+    return _registry.get(ref(engine))
 
 
 def register(engine: Engine[Any]) -> None:
@@ -98,24 +120,36 @@ def register(engine: Engine[Any]) -> None:
     loop = asyncio._get_running_loop()
     root: Any
     if loop is not None:
-        backend, root = "asyncio", loop
+        backend, root = _loop_name(loop), loop
     else:
         import trio  # noqa: PLC0415 - only under Trio
 
         backend, root = "trio", trio.lowlevel.current_root_task()
-    _registry[engine] = _Entry(
+    _registry[ref(engine, _forget)] = _Entry(
         next(_serials), _now(), threading.get_ident(), engine._host, backend, ref(root)
     )
     _instrument.opened(engine)
 
 
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """The name of ``anyio_joinset.backends.BACKENDS`` for this asyncio loop."""
+    uvloop = type(loop).__module__.split(".")[0] == "uvloop"
+    eager = getattr(asyncio, "eager_task_factory", None)
+    factory = loop.get_task_factory()
+    name = "asyncio+uvloop" if uvloop else "asyncio"
+    return name + ("+eager" if eager is not None and factory is eager else "")
+
+
 def live_engines() -> list[Engine[Any]]:
     """Every set of the process that is open now, in the order they were entered."""
-    items = sorted(_registry.items(), key=lambda item: item[1].serial)
-    return [engine for engine, _ in items if engine._state < _CLOSED]
+    items = list(_registry.items())  # one C call: safe from another thread
+    items.sort(key=lambda item: item[1].serial)
+    engines = [engine() for engine, _ in items]
+    return [engine for engine in engines if engine is not None and engine._state < _CLOSED]
 
 
 _NO_TASK = object()
+_RUNNING_HERE: Any = object()  # a wrapper running on this thread, with no TaskHandle yet
 _CLOSED = 4  # _states.CLOSED, without importing the engine's internals here
 
 
@@ -152,23 +186,28 @@ class TaskSnapshot:
     key: object
     """Its key in a `JoinMap` (or its input, fed by ``map()``); ``None`` otherwise."""
     state: SnapshotState
-    """``"waiting_for_slot"``, ``"waiting_for_rate"``, ``"running"``, ``"aborting"``
-    (aborted, still unwinding) or ``"finished"`` (outcome not handed out yet)."""
+    """``"waiting_for_slot"``, ``"waiting_for_rate"``, ``"starting"`` (made by
+    ``start()``, its body runs and has not called ``task_status.started()`` yet:
+    not in ``len``), ``"running"``, ``"aborting"`` (aborted, still unwinding) or
+    ``"finished"`` (outcome not handed out yet)."""
     age: float
     """Seconds since it was spawned."""
     running_for: float | None
-    """Seconds since its body started (``None`` while it waits for a slot or a
-    rate turn)."""
+    """Seconds since its body started: since its spawn, or since it got its slot
+    or rate turn if it waited for one (``None`` while it waits for a slot or a
+    rate turn, if aborted before its body ran, and once finished)."""
     stack: tuple[StackFrame, ...]
     """Its await chain, outermost first: the task's function down to where it waits."""
     awaiting: str | None
-    """The innermost awaitable, when it is not a frame (``"asyncio Future"``)."""
+    """The innermost awaitable, when it is not a frame (``"asyncio Future"``);
+    ``"rate turn"`` for a task waiting for its rate turn, on every backend."""
     waiting_on: str | None
     """The lock, semaphore, event... it waits on, if a frame of one is in the chain."""
     thread_stack: tuple[StackFrame, ...] = ()
     """For a ``spawn_thread`` task: where its worker thread is now, when found."""
     outcome: OutcomeKind | None = None
-    """For a finished task: how it ended."""
+    """For a finished task: how it ended (``None`` at the very moment it ends,
+    seen from an instrument's ``task_finished`` hook)."""
     sets: tuple[SetSnapshot, ...] = ()
     """The sets this task entered and has not left (nested sets)."""
     detached: bool = False
@@ -185,7 +224,7 @@ class TaskSnapshot:
         return {
             "id": self.id,
             "name": self.name,
-            "key": None if self.key is None else repr(self.key),
+            "key": None if self.key is None else _repr(self.key),
             "state": self.state,
             "age": round(self.age, 6),
             "running_for": None if self.running_for is None else round(self.running_for, 6),
@@ -202,15 +241,19 @@ class TaskSnapshot:
 @final
 @dataclass(frozen=True)
 class WaiterSnapshot:
-    """Someone waiting on the set itself: a ``join_next`` caller or a ``map()`` feeder."""
+    """Someone waiting on the set itself: a ``join_next`` caller, a ``follow()`` or a feeder."""
 
-    kind: Literal["join_next", "feeder"]
-    """``"join_next"`` (any caller waiting for an outcome: iteration, ``join_all``...)
-    or ``"feeder"`` (a ``map()`` feeder)."""
+    kind: Literal["join_next", "follow", "feeder"]
+    """``"join_next"`` (any caller waiting for an outcome: iteration, ``join_all``,
+    a ``map()`` Feed's step...), ``"follow"`` (a ``follow()`` iteration, which
+    waits on an empty set by design, S22) or ``"feeder"`` (a ``map()`` feeder)."""
     waited: float | None
     """Seconds it has waited (``None`` for a feeder that is not waiting now)."""
     stack: tuple[StackFrame, ...] = ()
-    """A feeder's await chain (empty for a ``join_next`` caller)."""
+    """A feeder's await chain. Empty for a ``join_next`` or ``follow()`` caller:
+    the set keeps only the wake-up it waits on, not its task, and finding that
+    task would mean walking every task of the event loop; its own traceback (or
+    `dump_sets`' listing of the set that task belongs to) shows where it is."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -233,7 +276,8 @@ class SetSnapshot:
     state: str
     """``"open"``, ``"shutting down"``, ``"closing"`` or ``"closed"``."""
     backend: str
-    """``"asyncio"`` or ``"trio"``."""
+    """The event loop, named as in ``anyio_joinset.backends.BACKENDS``:
+    ``"asyncio"``, ``"asyncio+uvloop"``, ``"asyncio+eager"`` or ``"trio"``."""
     age: float
     """Seconds since the set was entered."""
     length: int
@@ -480,7 +524,7 @@ def _task_ids(entries: Iterable[_Entry]) -> dict[int, object]:
             roots[id(root)] = (entry.backend, root)
     for backend, root in roots.values():
         tasks: list[tuple[object, Any]] = []
-        if backend == "asyncio":
+        if backend != "trio":
             tasks = [(id(t), t.get_coro()) for t in list(asyncio.all_tasks(root))]
         else:
             pending = [root]
@@ -500,24 +544,22 @@ def _task_ids(entries: Iterable[_Entry]) -> dict[int, object]:
 # -- taking a snapshot ------------------------------------------------------------------
 
 
+def check_stale_after(stale_after: object, where: str) -> float:
+    """``stale_after=``: a real number of seconds, at least 0 (S3, S30)."""
+    seconds = real_number(stale_after)
+    if seconds is None:
+        msg = f"{where} stale_after must be a number of seconds, got {type(stale_after).__name__}."
+        raise TypeError(msg)
+    if math.isnan(seconds) or seconds < 0:
+        msg = f"{where} stale_after must be at least 0 seconds, got {stale_after!r}."
+        raise ValueError(msg)
+    return seconds
+
+
 def snapshot(engine: Engine[Any], *, stale_after: float = 5.0) -> SetSnapshot:
     """``JoinSet.snapshot()``: this set and the sets nested in its tasks."""
-    with _no_gc():
-        return _Snapshotter(stale_after).take(engine)
-
-
-@contextmanager
-def _no_gc() -> Generator[None, None, None]:
-    # A snapshot makes no cyclic garbage, but reading a suspended coroutine's
-    # frame creates a frame object, tracked by the collector: with 100,000 tasks
-    # the collections it would trigger cost more than the snapshot itself.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    seconds = check_stale_after(stale_after, f"{engine._face}.snapshot()")
+    return _Snapshotter(seconds).take(engine)
 
 
 def snapshot_sets(*, stale_after: float = 5.0) -> tuple[SetSnapshot, ...]:
@@ -536,12 +578,19 @@ def snapshot_sets(*, stale_after: float = 5.0) -> tuple[SetSnapshot, ...]:
 
     Returns:
         The top-level sets' snapshots.
+
+    Raises:
+        TypeError: If ``stale_after`` is not a number.
+        ValueError: If ``stale_after`` is negative or NaN.
     """
-    with _no_gc():
-        taker = _Snapshotter(stale_after)
-        engines = live_engines()
-        nested = taker.nesting(engines)
-        return tuple(taker.take(e) for e in engines if id(e) not in nested)
+    return _snapshot_sets(check_stale_after(stale_after, "snapshot_sets()"))
+
+
+def _snapshot_sets(stale_after: float) -> tuple[SetSnapshot, ...]:
+    taker = _Snapshotter(stale_after)
+    engines = live_engines()
+    nested = taker.nesting(engines)
+    return tuple(taker.take(e) for e in engines if id(e) not in nested)
 
 
 def dump_sets(
@@ -567,12 +616,14 @@ def dump_sets(
         The dump; ``"no open JoinSet or JoinMap"`` (text) when there is none.
 
     Raises:
-        ValueError: If ``format`` is neither ``"text"`` nor ``"json"``.
+        TypeError: If ``stale_after`` is not a number.
+        ValueError: If ``format`` is neither ``"text"`` nor ``"json"``, or if
+            ``stale_after`` is negative or NaN.
     """
     if format not in ("text", "json"):
         msg = f"dump_sets() format must be 'text' or 'json', got {format!r}."
         raise ValueError(msg)
-    sets = snapshot_sets(stale_after=stale_after)
+    sets = _snapshot_sets(check_stale_after(stale_after, "dump_sets()"))
     if format == "json":
         return json.dumps({"sets": [s.to_dict() for s in sets]}, indent=1)
     if not sets:
@@ -587,13 +638,14 @@ class _Snapshotter:
         self.children: dict[int, list[Engine[Any]]] = {}  # id(TaskHandle) -> sets
         self.threads: dict[tuple[int, int], list[tuple[StackFrame, ...]]] | None = None
         self.seen: set[int] = set()
-        from ._engine import NO_KEY  # noqa: PLC0415 - the engine imports this module
+        from ._engine import NO_KEY, Engine  # noqa: PLC0415 - the engine imports this module
 
         self.no_key: object = NO_KEY
+        self.run_code = Engine._run.__code__  # pyright: ignore[reportUnknownMemberType]
 
     def nesting(self, engines: list[Engine[Any]]) -> set[int]:
         """Find which task entered which set; return the ids of the nested sets."""
-        entries = [e for e in (_registry.get(x) for x in engines) if e is not None]
+        entries = [e for e in (_entry(x) for x in engines) if e is not None]
         hosts = {entry.host for entry in entries}
         if len(engines) < 2:
             return set()
@@ -607,7 +659,7 @@ class _Snapshotter:
                     by_task_id[task_id] = id(task)
         nested: set[int] = set()
         for engine in engines:
-            entry = _registry.get(engine)
+            entry = _entry(engine)
             if entry is not None and entry.host in by_task_id:
                 self.children.setdefault(by_task_id[entry.host], []).append(engine)
                 nested.add(id(engine))
@@ -619,13 +671,17 @@ class _Snapshotter:
             if live:
                 self.nesting([engine, *live])
         self.seen.add(id(engine))
-        entry = _registry.get(engine)
+        entry = _entry(engine)
         now = self.now
-        tasks = [self.task(handle, None) for handle in tuple(engine._live)]
-        tasks += [self.task(handle, kind) for handle, kind in _finished(engine)]
-        tasks.sort(key=lambda t: t.id)
+        # A task may be in both lists when another thread finishes it meanwhile
+        # (copied from _live, then pushed into the stream): keep its later view.
+        by_handle = {id(handle): self.task(engine, handle) for handle in tuple(engine._live)}
+        for handle, kind in _finished(engine):
+            by_handle[id(handle)] = self.finished(handle, kind)
+        tasks = sorted(by_handle.values(), key=lambda t: t.id)
         waiters = [
-            WaiterSnapshot("join_next", _since(now, v)) for v in tuple(engine._waiters.values())
+            WaiterSnapshot("follow" if follow else "join_next", _since(now, since))
+            for since, follow in tuple(engine._waiters.values())
         ]
         waiters += [self.feeder(f) for f in _feeding(engine)]
         snap = SetSnapshot(
@@ -642,54 +698,98 @@ class _Snapshotter:
         )
         return _with_warnings(snap, engine, self.stale_after)
 
-    def task(self, handle: JoinHandle[Any], kind: int | None) -> TaskSnapshot:
+    def finished(self, handle: JoinHandle[Any], kind: int) -> TaskSnapshot:
+        """A task whose outcome waits to be handed out."""
+        return self.record(handle, "finished", None, _Chain([], None, None, None), kind)
+
+    def task(self, engine: Engine[Any], handle: JoinHandle[Any]) -> TaskSnapshot:
+        """
+        A task of ``_live``: not finished, or finishing right now.
+
+        Each field of the handle is read once, and every combination is a state:
+        the engine changes them one at a time (a hook, or another thread, may
+        look in between), so no reading assumes that one field implies another.
+        """
+        task = handle._task
+        kind = handle._kind
+        started = handle._started
+        empty = _Chain([], None, None, None)
+        if handle._done:
+            # In the engine's _finish: its outcome is recorded a moment later.
+            return self.record(handle, "finished", None, empty, kind)
+        if handle._queued is not None:
+            return self.record(handle, "waiting_for_slot", None, empty, None)
+        wrapper: Any = None if task is None else task.coro
+        if wrapper is None and self.runs_here(handle):
+            # Its wrapper runs on this very thread with no TaskHandle yet: an eager
+            # asyncio task's first step, inside spawn(), where a hook took this.
+            wrapper = _RUNNING_HERE
+        # Not stepped by the event loop yet: no frame of it has run (or no task
+        # yet: inside spawn(), or a slot just freed for it). Without a task, a
+        # rate turn is still due if it has no start time (its turn gives it one).
+        unstepped = wrapper is None or (
+            wrapper is not _RUNNING_HERE
+            and inspect.getcoroutinestate(wrapper) == inspect.CORO_CREATED
+        )
+        due = started is None if wrapper is None else unstepped
+        if wrapper is None and started is None and _no_room(engine):
+            # Inside spawn() (a task_spawned hook): it is about to join the queue.
+            return self.record(handle, "waiting_for_slot", None, empty, None)
+        state: SnapshotState
+        if handle._aborted:
+            state = "aborting"
+            started = None if unstepped or kind == RATE_TURN else started or handle._spawned
+        elif kind == RATE_TURN or (due and engine._rate is not None):
+            empty.awaiting = "rate turn"  # the same on every backend (S15)
+            return self.record(handle, "waiting_for_rate", None, empty, None)
+        else:
+            status = handle._status
+            state = "starting" if status is not None and status._waiting() else "running"
+            started = started or handle._spawned  # spawned is started, unless it waited
+        return self.record(handle, state, started, _chain_of(wrapper, unstepped, kind), None, task)
+
+    def record(  # noqa: PLR0913, PLR0917 - one TaskSnapshot's parts
+        self,
+        handle: JoinHandle[Any],
+        state: SnapshotState,
+        started: float | None,
+        chain: _Chain,
+        kind: int | None,
+        task: object = None,
+    ) -> TaskSnapshot:
         now = self.now
         key = handle._key
-        started = handle._started
-        chain = _Chain([], None, None, None)
         thread_stack: tuple[StackFrame, ...] = ()
-        task = handle._task
+        if chain.thread_key is not None:
+            thread_stack = self.thread_stack(chain.thread_key)
         sets: tuple[SetSnapshot, ...] = ()
-        live = None if kind is not None else handle.state  # JoinHandle.state (S23)
-        if live is None:
-            state: SnapshotState = "finished"
-        elif live is TaskState.WAITING:
-            state = "waiting_for_slot"  # queued under limit, its coroutine not started
-            started = None
-        else:
-            assert task is not None  # noqa: S101 - RUNNING or RATE_TURN: it has its task
-            wrapper = task.coro
-            chain = _walk(wrapper, skip_first=True)
-            state = "aborting" if handle._aborted else "running"
-            if live is TaskState.RATE_TURN:
-                state = "waiting_for_rate" if state == "running" else state
-                chain.frames.clear()
-                chain.primitive = None
-                started = None
-            elif chain.awaiting is None and not chain.frames:
-                chain.awaiting = _not_stepped(wrapper)
-            elif started is None:
-                started = handle._spawned
-            if chain.thread_key is not None:
-                thread_stack = self.thread_stack(chain.thread_key)
-            owned = self.children.get(id(task))
-            if owned:
-                sets = tuple(self.take(e) for e in owned if id(e) not in self.seen)
+        owned = self.children.get(id(task)) if task is not None else None
+        if owned:
+            sets = tuple(self.take(e) for e in owned if id(e) not in self.seen)
         return TaskSnapshot(
             id=handle._id,
             name=handle._name,
             key=None if key is self.no_key else key,
             state=state,
-            age=now - handle._spawned,
+            age=max(0.0, now - handle._spawned),
             running_for=None if started is None else max(0.0, now - started),
             stack=tuple(chain.frames),
             awaiting=chain.awaiting,
             waiting_on=None if chain.primitive is None else _describe_primitive(chain.primitive),
             thread_stack=thread_stack,
-            outcome=None if kind is None else _KIND_NAMES[kind],
+            outcome=None if kind is None else _KIND_NAMES.get(kind),
             detached=handle._detached,
             sets=sets,
         )
+
+    def runs_here(self, handle: JoinHandle[Any]) -> bool:
+        """Whether this thread is inside ``handle``'s task wrapper (``Engine._run``)."""
+        frame: types.FrameType | None = sys._getframe()
+        while frame is not None:
+            if frame.f_code is self.run_code and frame.f_locals.get("handle") is handle:
+                return True
+            frame = frame.f_back
+        return False
 
     def thread_stack(self, key: tuple[int, int]) -> tuple[StackFrame, ...]:
         if self.threads is None:
@@ -700,21 +800,43 @@ class _Snapshotter:
         return found[0] if len(found) == 1 else ()
 
     def feeder(self, feeding: _Feeding[Any, Any]) -> WaiterSnapshot:
-        task = feeding.task
-        assert task is not None  # noqa: S101 - only started feeders are listed
-        chain = _walk(task.coro)
-        return WaiterSnapshot("feeder", _since(self.now, feeding.since), tuple(chain.frames))
+        task = feeding.task  # None while its task is being made (eager asyncio)
+        stack = () if task is None else tuple(_walk(task.coro).frames)
+        return WaiterSnapshot("feeder", _since(self.now, feeding.since), stack)
+
+
+def _chain_of(wrapper: Any, unstepped: bool, kind: int) -> _Chain:  # noqa: ANN401 - or _RUNNING_HERE
+    """Where a started task is: its await chain, or why it has none."""
+    chain = _Chain([], None, None, None)
+    if wrapper is _RUNNING_HERE:
+        chain.awaiting = "running now"
+    elif unstepped:
+        chain.awaiting = "not started by the event loop yet"
+    elif kind == RATE_TURN:
+        chain.awaiting = "rate turn"  # aborted while it waited for its turn
+    else:
+        chain = _walk(wrapper, skip_first=True)
+        if chain.awaiting is None and not chain.frames:
+            chain.awaiting = _not_suspended(wrapper)
+    return chain
+
+
+def _no_room(engine: Engine[Any]) -> bool:
+    """Whether a task being spawned now goes to the limit's queue (S14)."""
+    slots = engine._slots
+    return slots is not None and not slots.has_room(engine._running)
 
 
 def _finished(engine: Engine[Any]) -> list[tuple[JoinHandle[Any], int]]:
     """The finished tasks whose outcome is still to be handed out, in their order."""
     # Put back by a cancelled combinator (S11), then in the engine's stream. The
-    # stream's buffer is AnyIO's: read it, never change it.
+    # stream's buffer is AnyIO's: read it, never change it. A handle handed out
+    # since the buffer was copied (another thread) is left out.
     found = [(outcome._handle, outcome._kind) for outcome in tuple(engine._front)]
     state = getattr(getattr(engine, "_receive", None), "_state", None)
     buffer: tuple[JoinHandle[Any], ...] = tuple(getattr(state, "buffer", ()))
     found += [(handle, handle._kind) for handle in buffer if not handle._detached]
-    return found
+    return [(handle, kind) for handle, kind in found if kind in _KIND_NAMES]
 
 
 def _feeding(engine: Engine[Any]) -> list[_Feeding[Any, Any]]:
@@ -727,11 +849,9 @@ def _since(now: float, stamp: float | None) -> float | None:
     return None if stamp is None else max(0.0, now - stamp)
 
 
-def _not_stepped(wrapper: Coroutine[Any, Any, Any]) -> str | None:
-    state = inspect.getcoroutinestate(wrapper)
-    if state == inspect.CORO_CREATED:
-        return "not started by the event loop yet"
-    return "running now" if state == inspect.CORO_RUNNING else None
+def _not_suspended(wrapper: Coroutine[Any, Any, Any]) -> str | None:
+    """A stepped task with no chain: it is the one taking the snapshot, or just ended."""
+    return "running now" if inspect.getcoroutinestate(wrapper) == inspect.CORO_RUNNING else None
 
 
 # -- warnings (S30) -----------------------------------------------------------------
@@ -739,10 +859,12 @@ def _not_stepped(wrapper: Coroutine[Any, Any, Any]) -> str | None:
 
 def _with_warnings(snap: SetSnapshot, engine: Engine[Any], stale_after: float) -> SetSnapshot:
     warnings: list[str] = []
+    # A follow() waiter joins too; only join_next on an empty set is wrong (S22).
     joiners = [w for w in snap.waiters if w.kind == "join_next"]
+    takers = [w for w in snap.waiters if w.kind != "feeder"]
     finished = [t for t in snap.tasks if t.state == "finished"]
     ready_for = snap.ready_for
-    if finished and not joiners and ready_for is not None and ready_for >= stale_after:
+    if finished and not takers and ready_for is not None and ready_for >= stale_after:
         warnings.append(
             f"{len(finished)} finished outcome(s) wait to be joined, the set has not "
             f"been emptied for {ready_for:.1f} s, and nobody is joining: call "
@@ -753,7 +875,7 @@ def _with_warnings(snap: SetSnapshot, engine: Engine[Any], stale_after: float) -
             "join_next() waits while len is 0, which must never happen (API.md S5): "
             "please report this with this dump."
         )
-    started = [t for t in snap.tasks if t.state in ("running", "aborting")]
+    started = [t for t in snap.tasks if t.state in ("starting", "running", "aborting")]
     locks = {t.waiting_on for t in started}
     if len(started) > 1 and len(locks) == 1:
         (lock,) = locks
@@ -813,7 +935,7 @@ def _format_set(snap: SetSnapshot, lines: list[str], indent: str) -> None:
         if first.detached:
             state += " (detached)"
         if len(group) == 1:
-            key = "" if first.key is None else f" key={first.key!r}"
+            key = "" if first.key is None else f" key={_repr(first.key)}"
             who = f"task {first.id} {first.name!r}{key} {state}, spawned {oldest:.1f} s ago"
         else:
             ids = [t.id for t in group]
@@ -834,6 +956,14 @@ def _format_set(snap: SetSnapshot, lines: list[str], indent: str) -> None:
             lines.extend(f"{inner}      {frame}" for frame in first.thread_stack)
         for owned in first.sets:
             _format_set(owned, lines, inner + "    ")
+
+
+def _repr(obj: object) -> str:
+    """``repr(obj)``, or what went wrong: a user's key must not break a dump (S29)."""
+    try:
+        return repr(obj)
+    except Exception as exc:  # noqa: BLE001 - any error of a user's __repr__
+        return f"<repr failed: {type(exc).__name__}>"
 
 
 def _id_ranges(ids: list[int]) -> str:
@@ -866,33 +996,132 @@ def dump_on_signal(signum: int | None = None, *, file: TextIO | None = None) -> 
     does not use (``signal.SIGBREAK``, sent by Ctrl-Break in a console), or call
     `dump_sets` from your own code (a watchdog thread, a debug endpoint). The
     handler runs in the main thread between two bytecodes, so the dump is
-    consistent for a set of the main thread's event loop.
+    consistent for a set of the main thread's event loop; it blocks that thread
+    (and its event loop) while it writes, in proportion to the tasks listed
+    (S29). It never raises: if the dump cannot be written to ``file``, the error
+    and the dump go to the process's standard error instead, best effort, and
+    the program carries on.
+
+    Installs stack: each returned function removes its own handler, in any
+    order; the handler that was installed before the first comes back once all
+    are removed.
 
     Args:
         signum: The signal; default ``signal.SIGUSR1``.
-        file: Where to write; default ``sys.stderr`` at the time of the signal.
+        file: Where to write (anything with a ``write()`` method); default
+            ``sys.stderr`` at the time of the signal.
 
     Returns:
-        A function that puts the previous handler back.
+        A function that removes this handler (calling it again does nothing).
 
     Raises:
-        ValueError: If there is no ``signum`` and no ``SIGUSR1`` (Windows), or if
-            called from another thread than the main one.
+        TypeError: If ``signum`` is not a signal number (an int or a
+            ``signal.Signals``), or ``file`` has no ``write()`` method.
+        ValueError: If ``signum`` is not a signal of this platform, is
+            ``SIGKILL`` or ``SIGSTOP`` (which cannot be caught), is missing on
+            Windows (no ``SIGUSR1``), or if called from another thread than the
+            main one.
     """
+    signum = _check_signal(signum)
+    if file is not None and not callable(getattr(file, "write", None)):
+        msg = (
+            f"dump_on_signal() file must have a write() method, such as sys.stderr or "
+            f"a file opened for writing text, got {type(file).__name__}."
+        )
+        raise TypeError(msg)
+    if threading.current_thread() is not threading.main_thread():
+        msg = (
+            "dump_on_signal() must be called from the main thread, as signal.signal() "
+            "must; call it at the start of main(), or call dump_sets() from this thread."
+        )
+        raise ValueError(msg)
+    layer = _Layer(signum, file)
+    layer.previous = signal.signal(signum, layer.handle)
+    _layers.append(layer)
+    return layer.remove
+
+
+def _check_signal(signum: object) -> int:
     if signum is None:
-        signum = getattr(signal, "SIGUSR1", None)
-        if signum is None:  # pragma: no cover - Windows
+        found = getattr(signal, "SIGUSR1", None)
+        if found is None:  # pragma: no cover - Windows
             msg = "dump_on_signal() needs a signal on Windows, which has no SIGUSR1; pass one."
             raise ValueError(msg)
+        return int(found)
+    if not isinstance(signum, int) or isinstance(signum, bool):
+        msg = (
+            f"dump_on_signal() signum must be a signal number such as signal.SIGUSR1, "
+            f"got {type(signum).__name__}."
+        )
+        raise TypeError(msg)
+    if signum not in signal.valid_signals():
+        msg = (
+            f"dump_on_signal() signum must be a signal of this platform, got {signum!r}; "
+            f"pass one of signal.valid_signals(), such as signal.SIGUSR1."
+        )
+        raise ValueError(msg)
+    uncatchable = {getattr(signal, name, None) for name in ("SIGKILL", "SIGSTOP")} - {None}
+    if signum in uncatchable:
+        msg = (
+            f"dump_on_signal() signum cannot be {signal.Signals(signum).name}, which no "
+            f"handler can catch; pass another signal, such as signal.SIGUSR1."
+        )
+        raise ValueError(msg)
+    return int(signum)
 
-    def handler(_signum: int, _frame: object) -> None:
-        out = sys.stderr if file is None else file
-        out.write(dump_sets() + "\n")
-        out.flush()
 
-    previous = signal.signal(signum, handler)
+_Handler = Callable[[int, Any], Any] | int | None
 
-    def restore() -> None:
-        signal.signal(signum, previous)
 
-    return restore
+class _Layer:
+    """One ``dump_on_signal`` install: its handler, and the one it replaced."""
+
+    def __init__(self, signum: int, file: TextIO | None) -> None:
+        self.signum = signum
+        self.file = file
+        self.previous: _Handler = None
+        self.active = True
+
+    def handle(self, _signum: int, _frame: object) -> None:
+        """The signal handler: write the dump; never raise into the interrupted code."""
+        if not self.active:
+            return  # removed, but kept as the previous handler of another's install
+        out = sys.stderr if self.file is None else self.file
+        text = ""
+        try:
+            text = dump_sets() + "\n"
+            out.write(text)
+            flush = getattr(out, "flush", None)
+            if flush is not None:
+                flush()
+        except Exception as exc:  # noqa: BLE001 - the program must keep running
+            _fallback(f"anyio_joinset.dump_on_signal(): could not write the dump: {exc!r}\n{text}")
+
+    def remove(self) -> None:
+        """Put back what this install replaced, wherever it is in the stack of installs."""
+        if not self.active:
+            return
+        self.active = False
+        mine = [layer for layer in _layers if layer.signum == self.signum]
+        above = mine[mine.index(self) + 1 :]
+        _layers.remove(self)
+        if above:
+            # A later install replaced ours: it puts back what ours replaced.
+            above[0].previous = self.previous
+        elif signal.getsignal(self.signum) == self.handle:
+            signal.signal(self.signum, self.previous)
+        # Else someone else's handler replaced ours: it stays; ours does nothing now.
+
+
+_layers: list[_Layer] = []
+
+
+def _fallback(text: str) -> None:
+    """Best effort: the process's own standard error, as it was at start-up."""
+    stream = sys.__stderr__
+    try:
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
+    except Exception:  # nowhere left to write it
+        logger.exception("dump_on_signal() could not write the dump")

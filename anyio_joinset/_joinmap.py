@@ -461,12 +461,20 @@ class JoinMap(Engine[T], Generic[K, T]):
         before it is called. Sets entered by its tasks come out nested
         (`TaskSnapshot.sets`); ``print(jm.snapshot().format())`` shows it as text.
 
+        Never raises for the state of the set, even from another thread or
+        inside an instrument's hook (a snapshot taken meanwhile may mix two
+        instants of a set that changes).
+
         Args:
             stale_after: Seconds after which a finished outcome that nobody is
-                joining is worth a warning (S30).
+                joining is worth a warning (S30): a number, at least 0.
 
         Returns:
             The snapshot.
+
+        Raises:
+            TypeError: If ``stale_after`` is not a number.
+            ValueError: If ``stale_after`` is negative or NaN.
         """
         return introspect.snapshot(self, stale_after=stale_after)
 

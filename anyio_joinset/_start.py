@@ -172,7 +172,7 @@ class Follow(Generic[T, V]):
         while not engine._nready:
             if engine._state == CLOSED:  # the block was left: _close woke us
                 raise StopAsyncIteration
-            await engine._wait()
+            await engine._wait(follow=True)  # an empty set is no error here (S22, S30)
         return self._present(engine._pop())
 
 

@@ -322,7 +322,7 @@ def test_stuck(backend: str) -> None:
     stuck = EXAMPLES / "stuck.py"
     other, lock = stuck_line("await theirs.wait()"), stuck_line("async with lock:")
     assert re.search(
-        r"^JoinSet #1 \[\w+\] open, len=3, limit=None, 3 task\(s\)", text, re.MULTILINE
+        r"^JoinSet #1 \[[\w+]+\] open, len=3, limit=None, 3 task\(s\)", text, re.MULTILINE
     )
     assert re.search(r"^  join_next waiting for \d+\.\d s$", text, re.MULTILINE)
     assert re.search(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import fractions
 import gc
 import inspect
 import io
 import json
+import logging
+import math
 import os
 import re
 import shutil
@@ -17,14 +20,23 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 import anyio_joinset
-from anyio_joinset import JoinMap, JoinSet, dump_on_signal, dump_sets, snapshot_sets
+from anyio_joinset import (
+    Instrument,
+    JoinMap,
+    JoinSet,
+    TaskStatus,
+    dump_on_signal,
+    dump_sets,
+    snapshot_sets,
+)
 from anyio_joinset.backends import BACKENDS as LOOP_NAMES
-from helpers import forever, unwind_after
+from helpers import forever, unwind_after, value_of
 
 
 def line_of(func: object, marker: str) -> int:
@@ -288,7 +300,7 @@ async def test_sets_nest_under_the_task_that_entered_them() -> None:
         assert [w.kind for w in inner_snap.waiters] == ["join_next"]
         assert outer.snapshot().tasks[0].sets[0].serial == inner_snap.serial
         text = dump_sets()
-        assert re.search(r"^      JoinSet #\d+ \[\w+\] open, len=3", text, re.MULTILINE)
+        assert re.search(r"^      JoinSet #\d+ \[[\w+]+\] open, len=3", text, re.MULTILINE)
         data = json.loads(dump_sets("json"))
         mine = next(s for s in data["sets"] if s["serial"] == top.serial)
         assert len(mine["tasks"][0]["sets"][0]["tasks"]) == 3
@@ -476,17 +488,22 @@ async def test_an_adopted_future_ends_the_chain() -> None:
     assert task.awaiting == "builtins.coroutine_wrapper"
 
 
-async def test_snapshot_leaves_a_disabled_collector_disabled() -> None:
-    """S28: the collector is paused during a snapshot and left as it was found."""
+async def test_a_snapshot_never_touches_the_collector_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S28: a snapshot (from any thread) leaves the process's gc switch alone."""
+    flips: list[str] = []
+    monkeypatch.setattr(gc, "disable", lambda: flips.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: flips.append("enable"))
     async with JoinSet[None]() as js:
-        gc.disable()
-        try:
-            js.snapshot()
-            assert not gc.isenabled()
-        finally:
-            gc.enable()
+        js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
         js.snapshot()
-        assert gc.isenabled()
+        snapshot_sets()
+        dump_sets()
+        await anyio.to_thread.run_sync(dump_sets)
+        js.abort_all()
+    assert flips == []
 
 
 async def test_a_group_with_gaps_in_its_ids() -> None:
@@ -550,3 +567,484 @@ async def test_a_task_that_waited_for_a_slot_runs_since_it_got_one() -> None:
     assert second.running_for is not None
     assert second.running_for < second.age  # spawned before `between`, started after
     assert between > 0
+
+
+# -- every instant of a task (S28): hooks, other threads ---------------------------
+
+
+class Looker(Instrument):
+    """Takes a snapshot and both dumps in every hook; records what it saw or raised."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, str | None]] = []
+        self.errors: list[BaseException] = []
+
+    def look(self, hook: str, joinset: Any, task_id: int) -> None:
+        try:
+            snap = joinset.snapshot()
+            dump_sets()
+            dump_sets("json")
+            snap.format()
+        except Exception as exc:  # recorded: a raising hook is only logged
+            self.errors.append(exc)
+            return
+        state = next((t.state for t in snap.tasks if t.id == task_id), None)
+        self.seen.append((hook, task_id, state))
+
+    def task_spawned(self, joinset: Any, handle: Any) -> None:
+        self.look("spawned", joinset, handle.id)
+
+    def task_started(self, joinset: Any, handle: Any) -> None:
+        self.look("started", joinset, handle.id)
+
+    def task_finished(self, joinset: Any, handle: Any, *_: object) -> None:
+        self.look("finished", joinset, handle.id)
+
+    def task_handed_out(self, joinset: Any, outcome: Any) -> None:
+        self.look("handed_out", joinset, outcome.id)
+
+    def task_aborted(self, joinset: Any, handle: Any) -> None:
+        self.look("aborted", joinset, handle.id)
+
+
+async def starts(task_status: TaskStatus[int]) -> None:
+    task_status.started(1)
+    await anyio.sleep_forever()
+
+
+async def test_a_snapshot_from_inside_every_hook() -> None:
+    """S28, S31: a snapshot taken inside any hook, at any step of a task's life, never raises."""
+    looker = Looker()
+    release = anyio.Event()
+    async with JoinSet[object](limit=2) as js:
+        js.add_instrument(looker)
+        js.spawn(release.wait, name="first")
+        js.spawn(forever, name="second")
+        js.spawn(value_of, 3, name="queued")  # waits for a slot
+        await anyio.wait_all_tasks_blocked()
+        release.set()  # first ends: queued gets its slot
+        await js.join_next()
+        await js.start(starts)
+        js.abort_all()
+        [outcome async for outcome in js]
+    assert looker.errors == []
+    seen = {(hook, task_id): state for hook, task_id, state in looker.seen}
+    assert seen["spawned", 1] == "running"  # under the limit: it starts at once
+    assert seen["spawned", 3] == "waiting_for_slot"
+    assert seen["started", 1] == "running"
+    assert seen["started", 4] == "starting"  # start(): before started()
+    assert seen.get(("finished", 1), "finished") == "finished"
+    assert seen["aborted", 2] == "aborting"
+
+
+async def test_a_snapshot_from_the_spawn_hook_of_a_rate_set() -> None:
+    """S28 with S18: inside task_spawned of a set with a rate, the task waits for its turn."""
+    looker = Looker()
+    async with JoinSet[object](rate=(1, 3600)) as js:
+        js.add_instrument(looker)
+        js.spawn(forever)  # takes the only turn
+        await anyio.wait_all_tasks_blocked()
+        js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        js.abort_all()
+    assert looker.errors == []
+    seen = {(hook, task_id): state for hook, task_id, state in looker.seen}
+    assert seen["spawned", 1] == seen["spawned", 2] == "waiting_for_rate"
+    assert seen["started", 1] == "running"
+
+
+async def test_a_snapshot_of_mixed_instants() -> None:
+    """S28: what a snapshot from another thread may read mid-change gives no error."""
+    async with JoinSet[int]() as js:
+        done = js.spawn(value_of, 1)
+        running = js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        outcome = await js.join_next()
+        assert outcome is not None
+        # A handle handed out after the thread copied the stream's buffer.
+        js._send.send_nowait(done)
+        snap = js.snapshot()
+        js._receive.receive_nowait()
+        assert [t.id for t in snap.tasks] == [running.id]
+        # A task finished after the thread copied _live: listed once, finished.
+        kind, running._kind = running._kind, 0
+        js._send.send_nowait(running)
+        snap = js.snapshot()
+        js._receive.receive_nowait()
+        running._kind = kind
+        assert [(t.id, t.state) for t in snap.tasks] == [(running.id, "finished")]
+        # A map() feeder whose task is still being made (as eager asyncio runs it).
+        more = anyio.Event()
+
+        async def inputs() -> AsyncIterator[int]:
+            yield 1
+            await more.wait()
+
+        feed = js.map(lambda _: forever(), inputs())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed.__anext__)
+            await anyio.wait_all_tasks_blocked()
+            feeding = feed._feeding
+            task, feeding.task = feeding.task, None
+            (feeder,) = [w for w in js.snapshot().waiters if w.kind == "feeder"]
+            feeding.task = task
+            tg.cancel_scope.cancel()
+        await feed.aclose()
+        assert feeder.stack == ()
+        js.abort_all()
+
+
+@pytest.mark.deadline(120)
+async def test_snapshots_from_a_thread_while_the_set_churns() -> None:
+    """S28: snapshots and dumps from another thread, while tasks come and go, never raise."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    calls = 0
+
+    def watch(js: JoinSet[object]) -> None:
+        nonlocal calls
+        while not stop.is_set():
+            try:
+                js.snapshot()
+                dump_sets("json" if calls % 2 else "text")
+            except Exception as exc:  # what this test looks for
+                errors.append(exc)
+            calls += 1
+
+    async with JoinSet[object](limit=20) as js:
+        watcher = threading.Thread(target=watch, args=(js,))
+        watcher.start()
+        try:
+            for _ in range(100):
+                for i in range(30):
+                    js.spawn(value_of, i)
+                await js.join_all()
+        finally:
+            stop.set()
+            await anyio.to_thread.run_sync(watcher.join)
+    assert errors == []
+    assert calls > 0
+
+
+async def test_a_task_just_spawned_runs_since_its_spawn() -> None:
+    """S28: a task spawned with no slot or rate to wait for counts as started at its spawn."""
+    async with JoinSet[None]() as js:
+        js.spawn(forever)
+        (task,) = js.snapshot().tasks
+        js.abort_all()
+    assert task.state == "running"
+    assert task.running_for == task.age
+
+
+async def test_a_start_task_before_started_is_starting() -> None:
+    """S28 with S21: a start() task is "starting" until started(), out of len, then running."""
+    ready = anyio.Event()
+    seen: list[anyio_joinset.SetSnapshot] = []
+
+    async def slow_start(js: JoinSet[object], task_status: TaskStatus[None]) -> None:
+        seen.append(js.snapshot())
+        await ready.wait()
+        task_status.started()
+        await anyio.sleep_forever()
+
+    async with JoinSet[object]() as js:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(js.start, slow_start, js)
+            await anyio.wait_all_tasks_blocked()
+            (before,) = js.snapshot().tasks
+            ready.set()
+        (after,) = js.snapshot().tasks
+        js.abort_all()
+    assert (before.state, before.detached, seen[0].length) == ("starting", True, 0)
+    assert before.running_for is not None
+    assert before.stack[0].function.endswith("slow_start")
+    assert "starting (start() waits for its started())" in seen[0].format()
+    assert (after.state, after.detached) == ("running", False)
+
+
+async def test_the_rate_turn_reads_the_same_on_every_backend() -> None:
+    """S28, S15: a task waiting for its rate turn shows the same on every backend."""
+    async with JoinSet[None](rate=(1, 3600)) as js:
+        js.spawn(forever)  # takes the only turn
+        await anyio.wait_all_tasks_blocked()
+        js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        first, second = js.snapshot().tasks
+        js.abort_all()
+    assert first.state == "running"
+    assert (second.state, second.stack, second.awaiting) == ("waiting_for_rate", (), "rate turn")
+    assert second.where == "<rate turn>"
+    assert second.running_for is None
+
+
+async def test_an_aborted_task_in_its_rate_turn() -> None:
+    """S28 with S18: a task aborted while it waits for its rate turn never started its body."""
+    seen: list[anyio_joinset.TaskSnapshot] = []
+
+    class Watch(Instrument):
+        def task_aborted(self, joinset: Any, handle: Any) -> None:
+            seen.extend(t for t in joinset.snapshot().tasks if t.id == handle.id)
+
+    async with JoinSet[None](rate=(1, 3600)) as js:
+        js.add_instrument(Watch())
+        js.spawn(forever)  # takes the only turn
+        await anyio.wait_all_tasks_blocked()
+        waiting = js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        waiting.abort()  # inside the hook: aborted, still in its rate wait
+        js.abort_all()
+    aborted = seen[0]
+    assert (aborted.state, aborted.awaiting, aborted.running_for) == ("aborting", "rate turn", None)
+
+
+async def test_a_follow_waiter_is_not_a_join_next() -> None:
+    """S28, S30 with S22: a follow() waiting on an empty set is a "follow" waiter, no warning."""
+    async with JoinSet[int]() as js:
+
+        async def follower() -> None:
+            async for _ in js.follow():
+                pass
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follower)
+            await anyio.wait_all_tasks_blocked()
+            snap = js.snapshot(stale_after=0)
+            text = dump_sets()
+            tg.cancel_scope.cancel()
+    assert [w.kind for w in snap.waiters] == ["follow"]
+    assert snap.warnings == ()
+    assert re.search(r"^  follow waiting for \d+\.\d s$", text, re.MULTILINE)
+
+
+def loop_name(anyio_backend: tuple[str, dict[str, Any]]) -> str:
+    """The name in anyio_joinset.backends.BACKENDS of the loop the test runs on."""
+    backend, options = anyio_backend
+    candidates = sorted(LOOP_NAMES.items(), key=lambda item: -len(item[1][1]))
+    return next(
+        name
+        for name, (kind, wanted) in candidates
+        if kind == backend and all(options.get(k) == v for k, v in wanted.items())
+    )
+
+
+async def test_the_dump_names_the_loop_as_backends_does(
+    anyio_backend: tuple[str, dict[str, Any]],
+) -> None:
+    """S29: a set's backend is its loop's name in BACKENDS (asyncio+uvloop, asyncio+eager)."""
+    async with JoinSet[None]() as js:
+        snap = js.snapshot()
+        text = dump_sets()
+    name = loop_name(anyio_backend)
+    assert snap.backend == name
+    assert text.startswith(f"JoinSet #{snap.serial} [{name}] open")
+
+
+# -- stale_after (S30) and the signal handler (S29): bad input ------------------------
+
+
+async def test_stale_after_is_checked_at_the_call() -> None:
+    """S3, S30: stale_after is a number of seconds >= 0, checked by every call that takes it."""
+    async with JoinSet[None]() as js, JoinMap[str, None]() as jm:
+        calls: list[tuple[str, Any]] = [
+            (r"JoinSet\.snapshot\(\)", js.snapshot),
+            (r"JoinMap\.snapshot\(\)", jm.snapshot),
+            (r"snapshot_sets\(\)", snapshot_sets),
+            (r"dump_sets\(\)", dump_sets),
+        ]
+        for where, call in calls:
+            for bad, name in (("5", "str"), (None, "NoneType"), (True, "bool")):
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{where} stale_after must be a number of seconds, got {name}\.$",
+                ):
+                    call(stale_after=bad)
+            for bad in (-1, math.nan):
+                with pytest.raises(
+                    ValueError,
+                    match=rf"^{where} stale_after must be at least 0 seconds, got {bad!r}\.$",
+                ):
+                    call(stale_after=bad)
+            call(stale_after=fractions.Fraction(1, 2))
+            call(stale_after=math.inf)
+            call(stale_after=0)
+
+
+class Unprintable:
+    """A key whose repr raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError
+
+
+async def test_a_key_whose_repr_raises_is_shown_as_such() -> None:
+    """S29: a key whose __repr__ raises shows as <repr failed: ...> in every form of the dump."""
+    async with JoinMap[object, None]() as jm:
+        jm.spawn(Unprintable(), forever)
+        await anyio.wait_all_tasks_blocked()
+        text, data, own = dump_sets(), json.loads(dump_sets("json")), jm.snapshot().format()
+        jm.abort_all()
+    assert "key=<repr failed: RuntimeError>" in text
+    assert "key=<repr failed: RuntimeError>" in own
+    assert data["sets"][0]["tasks"][0]["key"] == "<repr failed: RuntimeError>"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_dump_on_signal_checks_its_arguments() -> None:
+    """S3, S29: a bad signal, file or thread is refused at the call, naming the fix."""
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(
+        TypeError,
+        match=r"^dump_on_signal\(\) file must have a write\(\) method, such as sys\.stderr or a "
+        r"file opened for writing text, got str\.$",
+    ):
+        dump_on_signal(file="/tmp/dump.txt")  # type: ignore[arg-type]  # noqa: S108
+    for bad, name in ((1.5, "float"), (True, "bool"), ("SIGUSR1", "str")):
+        with pytest.raises(
+            TypeError,
+            match=rf"^dump_on_signal\(\) signum must be a signal number such as "
+            rf"signal\.SIGUSR1, got {name}\.$",
+        ):
+            dump_on_signal(bad)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError,
+        match=r"^dump_on_signal\(\) signum must be a signal of this platform, got 99999; pass "
+        r"one of signal\.valid_signals\(\), such as signal\.SIGUSR1\.$",
+    ):
+        dump_on_signal(99999)
+    for uncatchable in (signal.SIGKILL, signal.SIGSTOP):
+        with pytest.raises(
+            ValueError,
+            match=rf"^dump_on_signal\(\) signum cannot be {uncatchable.name}, which no handler "
+            rf"can catch; pass another signal, such as signal\.SIGUSR1\.$",
+        ):
+            dump_on_signal(int(uncatchable))
+    with pytest.raises(
+        ValueError,
+        match=r"^dump_on_signal\(\) must be called from the main thread, as signal\.signal\(\) "
+        r"must; call it at the start of main\(\), or call dump_sets\(\) from this thread\.$",
+    ):
+        await anyio.to_thread.run_sync(dump_on_signal)
+    assert signal.getsignal(signal.SIGUSR1) is before
+
+
+class WriteOnly:
+    """A file with a write() method and nothing else."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_dump_that_cannot_be_written_keeps_the_program_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S29: the handler never raises: a failed write goes to stderr, else to the log."""
+    broken = io.StringIO()
+    broken.close()  # write() raises ValueError
+    fallback = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", fallback)
+    restore = dump_on_signal(signal.SIGUSR2, file=broken)
+    try:
+        async with JoinSet[None]() as js:
+            js.spawn(forever, name="sleeper")
+            await anyio.wait_all_tasks_blocked()
+            os.kill(os.getpid(), signal.SIGUSR2)
+            await anyio.lowlevel.checkpoint()
+            monkeypatch.setattr(sys, "__stderr__", None)  # nowhere to fall back to
+            os.kill(os.getpid(), signal.SIGUSR2)
+            await anyio.lowlevel.checkpoint()
+            monkeypatch.setattr(sys, "__stderr__", broken)  # a fallback that fails too
+            with caplog.at_level(logging.ERROR, logger="anyio_joinset"):
+                os.kill(os.getpid(), signal.SIGUSR2)
+                await anyio.lowlevel.checkpoint()
+            js.abort_all()
+    finally:
+        restore()
+    assert fallback.getvalue().startswith(
+        "anyio_joinset.dump_on_signal(): could not write the dump: ValueError("
+    )
+    assert "task 1 'sleeper' running" in fallback.getvalue()
+    (record,) = caplog.records
+    assert record.getMessage() == "dump_on_signal() could not write the dump"
+    out = WriteOnly()  # no flush(): written all the same
+    restore = dump_on_signal(signal.SIGUSR2, file=out)  # type: ignore[arg-type]
+    try:
+        os.kill(os.getpid(), signal.SIGUSR2)
+        await anyio.lowlevel.checkpoint()
+    finally:
+        restore()
+    assert out.parts == ["no open JoinSet or JoinMap\n"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_handlers_removed_in_any_order_leave_the_original() -> None:
+    """S29: installs stack: removing them in any order puts back the handler from before."""
+    before = signal.getsignal(signal.SIGUSR2)
+    first = dump_on_signal(signal.SIGUSR2, file=io.StringIO())
+    second = dump_on_signal(signal.SIGUSR2, file=io.StringIO())
+    first()  # out of order: the second's handler stays until it is removed
+    assert signal.getsignal(signal.SIGUSR2) not in (before, None)
+    second()
+    second()  # again: nothing
+    assert signal.getsignal(signal.SIGUSR2) is before
+    # Someone else's handler installed over ours stays; ours then does nothing.
+    out = io.StringIO()
+    third = dump_on_signal(signal.SIGUSR2, file=out)
+    ours = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        third()
+        assert signal.getsignal(signal.SIGUSR2) is signal.SIG_IGN
+        assert callable(ours)
+        ours(signal.SIGUSR2, None)  # chained to by that other handler
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert out.getvalue() == ""
+
+
+async def test_an_async_generator_step_not_held_in_a_local() -> None:
+    """S28: the chain ends at an asend() whose generator no local of the frame holds."""
+
+    async def ticks() -> AsyncIterator[None]:
+        await anyio.sleep_forever()
+        yield
+
+    async def steps() -> None:
+        held = [ticks()]  # in a list: no local of this frame is the generator itself
+        try:
+            await held[0].__anext__()  # steps-here
+        finally:
+            await held[0].aclose()
+
+    async with JoinSet[None]() as js:
+        js.spawn(steps)
+        await anyio.wait_all_tasks_blocked()
+        (task,) = js.snapshot().tasks
+        js.abort_all()
+    assert task.stack[-1].line == line_of(steps, "steps-here")
+    assert task.awaiting == "builtins.async_generator_asend"
+
+
+async def test_a_task_running_before_it_has_its_task_handle() -> None:
+    """S28: a task whose wrapper runs before spawn() returns (eager asyncio) is running now."""
+    handles: list[anyio_joinset.JoinHandle[object]] = []
+
+    async def look(js: JoinSet[object]) -> object:
+        await anyio.lowlevel.checkpoint()  # spawn() has returned its handle
+        (me,) = handles
+        task, me._task = me._task, None  # as inside an eager task's first step
+        try:
+            return js.snapshot()
+        finally:
+            me._task = task
+
+    async with JoinSet[object](limit=1, rate=100) as js:
+        handles.append(js.spawn(look, js))
+        outcome = await js.join_next()
+    assert outcome is not None
+    (task,) = outcome.result().tasks  # type: ignore[attr-defined]
+    assert (task.state, task.stack, task.awaiting) == ("running", (), "running now")
+    assert task.running_for is not None
