@@ -136,7 +136,16 @@ class JoinHandle(Generic[T]):
             return TaskState.DETACHED if self._detached else TaskState.FINISHED
         if kind == RATE_TURN:
             return TaskState.RATE_TURN
-        return TaskState.RUNNING if self._task is not None else TaskState.WAITING
+        if self._queued is not None:
+            return TaskState.WAITING
+        if self._task is not None or self._started is not None:
+            return TaskState.RUNNING
+        # No task yet: inside spawn() (a task_spawned hook), or a slot just freed
+        # for it. Waiting if it is about to join the limit's queue, as a snapshot
+        # reads it (S28).
+        slots = self._owner._slots
+        no_room = slots is not None and not slots.has_room(self._owner._running)
+        return TaskState.WAITING if no_room else TaskState.RUNNING
 
     @property
     def start_value(self) -> object:

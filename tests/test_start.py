@@ -11,7 +11,7 @@ import anyio
 import pytest
 from anyio.abc import TaskStatus
 
-from anyio_joinset import JoinMap, JoinSet, TaskCancelled, TaskState
+from anyio_joinset import Instrument, JoinHandle, JoinMap, JoinSet, TaskCancelled, TaskState
 from helpers import fail_with, forever, value_of
 
 
@@ -344,6 +344,32 @@ async def test_state_follows_a_waiting_and_a_rate_limited_task() -> None:
         late.abort()
         await late.wait()
         assert late.state is TaskState.FINISHED
+
+
+async def test_state_inside_the_spawn_hook_agrees_with_a_snapshot() -> None:
+    """S23/S28: seen from task_spawned, a task about to run is RUNNING, one about
+    to join the limit's queue WAITING, as the snapshot reads them."""
+    seen: list[tuple[TaskState, str]] = []
+
+    class Look(Instrument):
+        def task_spawned(self, joinset: Any, handle: JoinHandle[Any]) -> None:
+            (task,) = [t for t in joinset.snapshot().tasks if t.id == handle.id]
+            seen.append((handle.state, task.state))
+
+    async with JoinSet[object]() as js:
+        js.add_instrument(Look())
+        js.spawn(value_of, 1)
+        await js.join_all()
+    async with JoinSet[object](limit=1) as js:
+        js.add_instrument(Look())
+        js.spawn(forever)
+        js.spawn(forever)
+        js.abort_all()
+    assert seen == [
+        (TaskState.RUNNING, "running"),
+        (TaskState.RUNNING, "running"),
+        (TaskState.WAITING, "waiting_for_slot"),
+    ]
 
 
 async def test_wait_for_a_task_aborted_while_queued() -> None:
