@@ -191,7 +191,7 @@ def _call(engine: Engine[Any], instruments: tuple[Any, ...], hook: str, *args: o
     for instrument in instruments:
         try:
             getattr(instrument, hook)(*args)
-        except BaseException:  # noqa: BLE001, PERF203 - never reaches the set (S32), as in Trio
+        except BaseException:  # noqa: PERF203 - never reaches the set (S32), as in Trio
             logger.exception(
                 "Instrument %r raised in %s and was removed; the %s carries on",
                 instrument,
@@ -239,9 +239,7 @@ def _check_set(engine: Engine[Any], method: str) -> None:
     engine._check_thread(method)
     if engine._state == CLOSED:
         face = engine._face
-        msg = (
-            f"This {face} is closed; call {method} before or inside its async with block."
-        )
+        msg = f"This {face} is closed; call {method} before or inside its async with block."
         raise RuntimeError(msg)
 
 

@@ -269,7 +269,7 @@ HOOKS = ["task_spawned", "task_started", "task_finished", "task_handed_out", "ta
 def raising(hook: str, exc: type[BaseException]) -> Instrument:
     """An instrument whose one hook raises ``exc`` every time it is called."""
 
-    def hook_raises(self: Any, *args: object) -> None:
+    def hook_raises(self: Any, *_: object) -> None:
         self.calls += 1
         raise exc(hook)
 
@@ -317,7 +317,7 @@ def test_a_hook_that_raises_a_base_exception_is_caught(
     with caplog.at_level(logging.ERROR, logger="anyio_joinset"):
         try:
             run(main, backend=backend)
-        except BaseException as error:  # noqa: BLE001 - the test must fail, not stop pytest
+        except BaseException as error:  # the test must fail, not stop pytest
             pytest.fail(f"the set let the hook's exception out: {error!r}")
     assert sorted(outcomes) == [("ok", False), ("slow", True)]
     assert raiser.calls == 1  # type: ignore[attr-defined]
@@ -332,7 +332,7 @@ def test_a_hook_that_raises_a_base_exception_is_caught(
 async def test_a_duck_with_hooks_as_attributes() -> None:
     """S31: hooks held as instance attributes count; an attribute that is None does not."""
     spawned: list[str] = []
-    duck = types.SimpleNamespace(task_spawned=lambda joinset, handle: spawned.append(handle.name))
+    duck = types.SimpleNamespace(task_spawned=lambda _, handle: spawned.append(handle.name))
     async with JoinMap[str, object]() as jm:
         jm.add_instrument(duck)
         jm.spawn("k", value_of, 1, name="seen")
