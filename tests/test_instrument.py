@@ -536,3 +536,37 @@ async def test_every_way_out_hands_an_outcome_out_once() -> None:
     assert handed == finished
     assert set(handed.values()) == {1}
     assert len(handed) == 12
+
+
+async def test_a_hook_may_abort_tasks() -> None:
+    """S31: a hook may abort tasks; the events that causes are reported at once."""
+
+    class Aborting(Recorder):
+        def task_started(self, joinset: Any, handle: JoinHandle[Any]) -> None:
+            super().task_started(joinset, handle)
+            if handle.name == "stopped":
+                handle.abort()
+
+        def task_handed_out(self, joinset: Any, outcome: Outcome[Any]) -> None:
+            super().task_handed_out(joinset, outcome)
+            joinset.abort_all()
+
+    rec = Aborting()
+    async with JoinSet[object]() as js:
+        js.add_instrument(rec)
+        js.spawn(forever, name="stopped")
+        first = await js.join_next()
+        assert first is not None
+        assert first.cancelled()
+        js.spawn(value_of, 1, name="quick")
+        js.spawn(forever, name="rest")
+        await anyio.wait_all_tasks_blocked()
+        outcomes = [outcome async for outcome in js]
+    assert sorted((o.name, o.cancelled()) for o in outcomes) == [("quick", False), ("rest", True)]
+    assert rec.events[:4] == [
+        ("spawned", "stopped"),
+        ("started", "stopped"),
+        ("aborted", "stopped"),
+        ("finished", "stopped", "cancelled"),
+    ]
+    assert rec.events.count(("aborted", "rest")) == 1
