@@ -5,7 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._exceptions import TaskCancelled
 from ._feed import Feed
 from ._handle import JoinHandle, TaskState
-from ._instrument import Instrument, add_instrument, remove_instrument
+from ._instrument import FinishKind, Instrument, add_instrument, remove_instrument
 from ._introspect import (
     SetSnapshot,
     StackFrame,
@@ -15,14 +15,16 @@ from ._introspect import (
     dump_sets,
     snapshot_sets,
 )
-from ._joinmap import JoinMap
+from ._joinmap import AnyJoinSet, JoinMap
 from ._joinset import JoinSet, JoinSetStats
 from ._outcome import Outcome
 from ._start import Follow, TaskStatus
 from ._taskgroup import SetTaskGroup
 
 __all__ = [
+    "AnyJoinSet",
     "Feed",
+    "FinishKind",
     "Follow",
     "Instrument",
     "JoinHandle",
@@ -53,7 +55,9 @@ del version, PackageNotFoundError
 
 # Show the public path in tracebacks, reprs and docs (as trio and httpx do).
 for _obj in (
+    AnyJoinSet,
     Feed,
+    FinishKind,
     Follow,
     Instrument,
     JoinHandle,

@@ -580,13 +580,14 @@ class Engine(Generic[T]):
         if kind == CANCELLED:
             coro.close()  # in case it was cancelled while waiting for its rate turn
             self._cancelled += 1
+            aborted = self._had_aborted(handle)
             self._finish(handle, CANCELLED, None)
             # Aborted (our own scope, maybe with a native Task.cancel() on top), or
             # no scope around us was cancelled: a native asyncio Task.cancel() of
             # this one task. Its outcome says so; letting the cancellation out
             # would make the task group cancel everything (AnyIO's scope would not
             # swallow a native one).
-            return not handle._aborted and self._outer_cancelled()
+            return not aborted and self._outer_cancelled()
         if kind == FAILED:
             # An error raised during the abort, grouped with the cancellation
             # (Trio does that): the task's failed outcome, not a tear-down (S6).
@@ -599,6 +600,21 @@ class Engine(Generic[T]):
         # so a shielded drain in a ``finally`` still ends.
         self._lost(handle, exc)
         return True
+
+    def _had_aborted(self, handle: JoinHandle[T]) -> bool:
+        """
+        Whether the set had aborted a task that ends cancelled.
+
+        If not, but the task's own scope was cancelled, the ``TaskHandle.cancel()``
+        of a task spawned through the task-group face did it (S25): AnyIO's method,
+        which the set never sees, so the task is marked aborted now (S31).
+        """
+        if handle._aborted:
+            return True
+        task = handle._task
+        if task is not None and _task_scope(task).cancel_called:
+            self._mark_aborted(handle)
+        return False
 
     def _finish(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
         # _ended and _deliver, inline: this runs once per task.
@@ -712,7 +728,9 @@ class Engine(Generic[T]):
         if self._front:
             outcome = self._front.popleft()
             outcome._handle._kind = HANDED_OUT
+            hooks = None  # put back by a combinator: reported when first taken (S31)
         else:
+            hooks = self._hooks
             # _take, inline: this runs once per task.
             handle = self._pull()
             while handle._detached:
@@ -729,8 +747,8 @@ class Engine(Generic[T]):
             self._made_room()
         if self._keys is not None:
             del self._keys[outcome._handle._key]
-        if self._hooks is not None:
-            self._hooks.handed_out(self, outcome)
+        if hooks is not None:
+            hooks.handed_out(self, outcome)
         if self._waiters:
             if not self._pending:
                 self._wake_all()  # nothing is left for them (S5)
@@ -851,6 +869,8 @@ class Engine(Generic[T]):
         while self._nready:
             handle = self._take()
             handle._detached = True
+            if self._hooks is not None:  # leaves the set, discarded (S31)
+                self._hooks.handed_out(self, Outcome(handle, handle._kind, handle._payload))
             if handle._kind == FAILED:
                 failures.append(Outcome(handle, FAILED, handle._payload))
             handle._payload = None
@@ -885,8 +905,11 @@ class Engine(Generic[T]):
                 self._front.remove(outcome)
                 discard(outcome)
                 return
-        discard(Outcome(old, old._kind, old._payload))
+        outcome = Outcome(old, old._kind, old._payload)
         old._payload = None
+        if self._hooks is not None:  # leaves the set, discarded (S31)
+            self._hooks.handed_out(self, outcome)
+        discard(outcome)
 
     # -- aborting (S7, S8) -------------------------------------------------------
 

@@ -18,7 +18,7 @@ from collections.abc import (
 from concurrent.futures import Executor, Future
 from threading import get_ident
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Generic, Literal, cast, final, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Union, cast, final, overload
 
 from anyio.lowlevel import checkpoint
 
@@ -29,7 +29,7 @@ from . import _start as starting
 from ._calling import CO_COROUTINE, check_flag, check_predicate, close_coroutines
 from ._engine import Engine
 from ._feed import feed
-from ._joinset import JoinSetStats
+from ._joinset import JoinSet, JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
 from ._outcome import HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
     from ._feed import Feed
     from ._handle import JoinHandle
-    from ._instrument import Instrument
     from ._introspect import SetSnapshot
     from ._start import Follow
     from ._taskgroup import SetTaskGroup
@@ -478,21 +477,33 @@ class JoinMap(Engine[T], Generic[K, T]):
         """
         return introspect.snapshot(self, stale_after=stale_after)
 
-    def add_instrument(self, instrument: Instrument) -> None:
+    def add_instrument(self, instrument: object) -> None:
         """
         Call ``instrument``'s hooks for every task event of this map (S31).
 
-        Registered before or inside the ``async with`` block; adding it twice does
-        nothing. Its hooks run synchronously on the event loop's thread; one that
-        raises is logged and the instrument removed (S32).
+        ``instrument`` is an `Instrument` or any object with some of its hooks
+        (methods or attributes). Registered before or inside the ``async with``
+        block, on its event loop (S2); adding it twice, or also process-wide, does
+        nothing more. Its hooks run synchronously on the event loop's thread; one
+        that raises is logged and the instrument removed (S32). Not a checkpoint.
 
         Raises:
             TypeError: If ``instrument`` has none of `Instrument`'s hooks.
+            RuntimeError: If called from another thread or event loop, or after
+                the block.
         """
         instrument_hooks.add_to_set(self, instrument)
 
-    def remove_instrument(self, instrument: Instrument) -> None:
-        """Stop calling ``instrument`` for this map; one not registered is ignored (S31)."""
+    def remove_instrument(self, instrument: object) -> None:
+        """
+        Stop calling ``instrument`` for this map; one not registered is ignored (S31).
+
+        On the map's event loop, before or inside its block, as `add_instrument`.
+
+        Raises:
+            RuntimeError: If called from another thread or event loop, or after
+                the block.
+        """
         instrument_hooks.remove_from_set(self, instrument)
 
     # -- backpressure and inspection (S14) ------------------------------------------
@@ -516,6 +527,11 @@ class JoinMap(Engine[T], Generic[K, T]):
             f"<JoinMap {self._state_name()} keys={self._pending} running={stats[2]} "
             f"waiting={stats[1]} limit={self.limit}>"
         )
+
+
+# What an instrument's hooks receive (S31): either face of the engine. Union,
+# not |, so the alias is a real object on every Python (documented in reference.md).
+AnyJoinSet = Union[JoinSet[Any], JoinMap[Any, Any]]  # noqa: UP007
 
 
 def _check_key(key: object, where: str, func: object = None) -> None:

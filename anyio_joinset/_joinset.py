@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from ._feed import Feed
     from ._handle import JoinHandle
-    from ._instrument import Instrument
     from ._introspect import SetSnapshot
     from ._start import Follow
     from ._taskgroup import SetTaskGroup
@@ -614,21 +613,33 @@ class JoinSet(Engine[T]):
         """
         return introspect.snapshot(self, stale_after=stale_after)
 
-    def add_instrument(self, instrument: Instrument) -> None:
+    def add_instrument(self, instrument: object) -> None:
         """
         Call ``instrument``'s hooks for every task event of this set (S31).
 
-        Registered before or inside the ``async with`` block; adding it twice does
-        nothing. Its hooks run synchronously on the event loop's thread; one that
-        raises is logged and the instrument removed (S32).
+        ``instrument`` is an `Instrument` or any object with some of its hooks
+        (methods or attributes). Registered before or inside the ``async with``
+        block, on its event loop (S2); adding it twice, or also process-wide, does
+        nothing more. Its hooks run synchronously on the event loop's thread; one
+        that raises is logged and the instrument removed (S32). Not a checkpoint.
 
         Raises:
             TypeError: If ``instrument`` has none of `Instrument`'s hooks.
+            RuntimeError: If called from another thread or event loop, or after
+                the block.
         """
         instrument_hooks.add_to_set(self, instrument)
 
-    def remove_instrument(self, instrument: Instrument) -> None:
-        """Stop calling ``instrument`` for this set; one not registered is ignored (S31)."""
+    def remove_instrument(self, instrument: object) -> None:
+        """
+        Stop calling ``instrument`` for this set; one not registered is ignored (S31).
+
+        On the set's event loop, before or inside its block, as `add_instrument`.
+
+        Raises:
+            RuntimeError: If called from another thread or event loop, or after
+                the block.
+        """
         instrument_hooks.remove_from_set(self, instrument)
 
     # -- backpressure and inspection (S14) ------------------------------------

@@ -23,9 +23,9 @@ def test_all_is_sorted_and_complete() -> None:
     assert anyio_joinset.__all__ == sorted(anyio_joinset.__all__)
     assert set(anyio_joinset.__all__) == public
     assert public == {
-        "Feed", "Follow", "Instrument", "JoinHandle", "JoinMap", "JoinSet", "JoinSetStats",
-        "Outcome", "SetSnapshot", "SetTaskGroup", "StackFrame", "TaskCancelled", "TaskSnapshot",
-        "TaskState", "TaskStatus", "WaiterSnapshot",
+        "AnyJoinSet", "Feed", "FinishKind", "Follow", "Instrument", "JoinHandle", "JoinMap",
+        "JoinSet", "JoinSetStats", "Outcome", "SetSnapshot", "SetTaskGroup", "StackFrame",
+        "TaskCancelled", "TaskSnapshot", "TaskState", "TaskStatus", "WaiterSnapshot",
         "add_instrument", "dump_on_signal", "dump_sets", "remove_instrument", "snapshot_sets",
     }  # fmt: skip
 
