@@ -41,6 +41,7 @@ _now = time.monotonic
 HOOKS = ("task_spawned", "task_started", "task_finished", "task_handed_out", "task_aborted")
 
 FinishKind = Literal["succeeded", "failed", "cancelled", "uncaptured"]
+"""How a task ended, as `Instrument.task_finished` receives it (S31)."""
 _KINDS: dict[int, FinishKind] = {SUCCEEDED: "succeeded", FAILED: "failed", CANCELLED: "cancelled"}
 
 

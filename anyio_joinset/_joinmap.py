@@ -532,6 +532,7 @@ class JoinMap(Engine[T], Generic[K, T]):
 # What an instrument's hooks receive (S31): either face of the engine. Union,
 # not |, so the alias is a real object on every Python (documented in reference.md).
 AnyJoinSet = Union[JoinSet[Any], JoinMap[Any, Any]]  # noqa: UP007
+"""Either face of a set, `JoinSet` or `JoinMap`: what every instrument hook receives first (S31)."""
 
 
 def _check_key(key: object, where: str, func: object = None) -> None:
