@@ -92,6 +92,7 @@ async def join_all(
 ) -> list[V]:
     """Every value in completion order, or the failure(s) (S11)."""
     taken: list[Outcome[T]] = []
+    engine._hold(taken)
     try:
         while (outcome := await engine._next()) is not None:
             taken.append(outcome)
@@ -101,6 +102,8 @@ async def join_all(
     except BaseException:
         engine._put_back(taken)
         raise
+    finally:
+        engine._unhold(taken)
     failed = [outcome for outcome in taken if outcome._kind != SUCCEEDED]
     if not failed:
         return [present(outcome) for outcome in taken]
@@ -123,6 +126,7 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
     """The first task to succeed wins; the rest are aborted and drained (S19)."""
     taken: list[Outcome[T]] = []
     winner: Outcome[T] | None = None
+    engine._hold(taken)
     try:
         while (outcome := await engine._next()) is not None:
             taken.append(outcome)
@@ -135,6 +139,8 @@ async def first_success(engine: Engine[T], present: Callable[[Outcome[T]], V], f
     except BaseException:
         engine._put_back(taken)
         raise
+    finally:
+        engine._unhold(taken)
     if winner is not None:
         discard_all(taken[taken.index(winner) + 1 :])
         return present(winner)

@@ -145,6 +145,7 @@ class Engine(Generic[T]):
         "_failed",
         "_feeders",
         "_front",
+        "_holding",
         "_hooks",
         "_host",
         "_keys",
@@ -202,6 +203,9 @@ class Engine(Generic[T]):
         self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
+        # The outcomes each running join_all / first_success has taken: it may put
+        # them back (S11), unless their key was spawned again meanwhile (S16).
+        self._holding: list[list[Outcome[T]]] = []
         # -> when it began to wait, and whether it is a follow() (for a snapshot, S28)
         self._waiters: dict[Event, tuple[float, bool]] = {}
         self._watched: dict[JoinHandle[T], Event] = {}  # handle.wait() callers (S23)
@@ -379,7 +383,7 @@ class Engine(Generic[T]):
             close_coroutines(*args)  # passed by mistake: no "never awaited" warning
             raise
 
-    def _add(
+    def _add(  # noqa: C901 - the per-task hot path, inline
         self,
         coro: Coroutine[Any, Any, T],
         name: str,
@@ -406,6 +410,8 @@ class Engine(Generic[T]):
             # fails here, before anything changed.
             try:
                 old = keys.pop(key, None) if keys else keys.get(key)
+                if old is None and self._holding:
+                    self._replace_held(key)
             except BaseException:
                 coro.close()  # no "never awaited" warning
                 raise
@@ -798,6 +804,28 @@ class Engine(Generic[T]):
             self._check_thread("try_join_next()")
         return self._pop() if self._nready else None
 
+    def _hold(self, taken: list[Outcome[T]]) -> None:
+        """A combinator takes outcomes into ``taken`` and may put them back (S11)."""
+        self._holding.append(taken)
+
+    def _unhold(self, taken: list[Outcome[T]]) -> None:
+        holding = self._holding
+        del holding[next(i for i, held in enumerate(holding) if held is taken)]
+
+    def _replace_held(self, key: object) -> None:
+        """
+        ``key`` is spawned again while a combinator holds its old outcome.
+
+        The newer task wins (S16 over S11): if the combinator is cancelled, that
+        outcome is not put back, even once the newer task's own outcome has been
+        handed out and the key is gone again.
+        """
+        for taken in self._holding:
+            for outcome in taken:
+                handle = outcome._handle
+                if handle._key is key or handle._key == key:
+                    handle._detached = True
+
     def _put_back(self, outcomes: list[Outcome[T]]) -> None:
         """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
         front = self._front
@@ -805,9 +833,13 @@ class Engine(Generic[T]):
         dropped: list[Outcome[T]] = []
         for outcome in reversed(outcomes):
             handle = outcome._handle
-            if self._state == CLOSED or (keys is not None and handle._key in keys):
-                # The block ended, or the key has a new task meanwhile: the newer
-                # task wins (S16 over S11).
+            if (
+                self._state == CLOSED
+                or handle._detached
+                or (keys is not None and handle._key in keys)
+            ):
+                # The block ended, or the key was spawned again meanwhile: the
+                # newer task wins (S16 over S11).
                 dropped.append(outcome)
                 continue
             front.appendleft(outcome)

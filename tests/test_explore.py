@@ -23,9 +23,8 @@ old task's life (running, being aborted, finished, taken by a joiner, held by a
 join_all that is then cancelled) and check, after every callback, that ``len``
 and ``keys()`` (the key objects included) agree with a model of the live keys; at
 the end, that no replaced task's outcome was handed out, every other one exactly
-once, and each replaced failure logged once (S13). 5,211 schedules over seven
-scripts in about 5 s (counts at ``MAP_SCRIPTS``); an eighth is xfail: see
-``test_put_back_after_newer_handed_out``.
+once, and each replaced failure logged once (S13): eight scripts, counts at
+``MAP_SCRIPTS``.
 """
 
 from __future__ import annotations
@@ -1300,14 +1299,14 @@ MAP_SCRIPTS = [
         ("a:ok", "cancel 0"),
         frozenset({"running", "finished", "held"}),
     ),
-    # The put-back after the newer task was handed out to another joiner: see
-    # test_put_back_after_newer_handed_out (xfail until the engine is fixed).
+    # The put-back after the newer task was handed out to another joiner (found
+    # by this script; see test_put_back_after_newer_handed_out).
     MapScript(
         "map-join-all-and-joiner",
         ("a:ok", "b:slow"),
         ("all", "loop"),
         ("-", "a:ok", "cancel 0"),
-        frozenset({"running", "held", "finished"}),
+        frozenset({"held", "finished", "taken"}),
         max_delays=3,
     ),
     # The put-back (S11) wakes a joiner waiting beside the cancelled join_all,
@@ -1331,28 +1330,11 @@ MAP_SCRIPTS = [
 ]
 
 
-# Fails on the engine of 2026-12-06: a cancelled join_all puts back an outcome whose
-# key was spawned again meanwhile when the newer task's outcome was already handed
-# out (the engine checks only whether the key is in the map at the put-back).
-PUT_BACK_DEFECT = "S16 over S11: the put-back hands out a replaced outcome (report of explore-jm)"
-MAP_DEFECTS = {"map-join-all-and-joiner"}
+def _map_params() -> list[object]:
+    return [pytest.param(script, id=script.name) for script in MAP_SCRIPTS]
 
 
-def _map_params(*, defects: bool) -> list[object]:
-    return [
-        pytest.param(
-            script,
-            id=script.name,
-            marks=[pytest.mark.xfail(reason=PUT_BACK_DEFECT, raises=AssertionError, strict=True)]
-            if script.name in MAP_DEFECTS
-            else [],
-        )
-        for script in MAP_SCRIPTS
-        if defects or script.name not in MAP_DEFECTS
-    ]
-
-
-@pytest.mark.parametrize("script", _map_params(defects=True))
+@pytest.mark.parametrize("script", _map_params())
 def test_map_exhaustively(script: MapScript) -> None:
     """S16/S5/S10/S11: no replaced task's outcome is handed out, every other one once,
     keys() and len agree with the live keys, under every schedule within the bound."""
@@ -1374,7 +1356,7 @@ MAP_BIG = MapScript(
     ("a:slow", "try", "abort d,d:ok", "c:ok", "-", "a:fail", "b:ok", "try", "c:abort"),
 )
 
-MAP_RANDOM = [*_map_params(defects=False), pytest.param(MAP_BIG, id=MAP_BIG.name)]
+MAP_RANDOM = [*_map_params(), pytest.param(MAP_BIG, id=MAP_BIG.name)]
 
 
 async def _play_map_seeded(script: MapScript, where: str) -> None:
@@ -1409,7 +1391,6 @@ async def _wait_then(event: anyio.Event, value: int) -> int:
     return value
 
 
-@pytest.mark.xfail(reason=PUT_BACK_DEFECT, raises=AssertionError, strict=True)
 async def test_put_back_after_newer_handed_out() -> None:
     """S16 over S11: a cancelled join_all never puts back an outcome whose key was spawned
     again meanwhile, even once the newer task's outcome was handed out."""
