@@ -441,6 +441,46 @@ async def test_defect05_uncaptured_base_exception_is_counted_off() -> None:
     assert js.stats().spawned == 2
 
 
+async def test_defect05_a_wait_on_a_task_lost_to_a_base_exception_returns() -> None:
+    """S23: a body waiting in handle.wait() when its task's uncaptured BaseException
+    tears the set down is released, and the BaseException propagates."""
+    gate = Gate()
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with JoinSet[object]() as js:
+
+            async def boom_after_gate() -> None:
+                await gate.wait()
+                raise Boom
+
+            handle = js.spawn(boom_after_gate)
+            await anyio.wait_all_tasks_blocked()
+            gate.release.set()
+            with anyio.fail_after(10):
+                await handle.wait()  # woken by the loss, or cancelled with the set
+            pytest.fail("the set was not torn down")  # pragma: no cover
+    assert caught.group_contains(Boom)
+    assert handle.done()
+
+
+async def test_spawn_under_a_key_whose_eq_raises_type_error_propagates_it() -> None:
+    """S16: a TypeError from a hashable key's __eq__ is the key's own error, unchanged,
+    and the map is unchanged (not the unhashable-key message)."""
+
+    class Clash:
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("cannot compare")
+
+    async with JoinMap[object, object]() as jm:
+        jm.spawn(Clash(), value_of, 1)
+        with pytest.raises(TypeError, match=r"^cannot compare$"):
+            jm.spawn(Clash(), value_of, 2)
+        assert len(jm) == 1
+        assert [o.result() async for _, o in jm] == [1]
+
+
 async def test_defect05_body_exception_and_task_base_exception_both_propagate() -> None:
     """S13: the body raises while a task raised a BaseException: neither is lost."""
     body_error = ValueError("the body's own")
