@@ -369,12 +369,32 @@ def _stack_frame(frame: types.FrameType) -> StackFrame:
     lineno = frame.f_lineno
     found = _frames.get((code, lineno))
     if found is None:
-        name = getattr(code, "co_qualname", code.co_name)
+        name = getattr(code, "co_qualname", None) or _qualname_310(frame)
         module = frame.f_globals.get("__name__", "")
         found = StackFrame(name, code.co_filename, lineno, module)
         if len(_frames) < 100_000:  # pragma: no branch - a bounded cache
             _frames[code, lineno] = found
     return found
+
+
+def _qualname_310(frame: types.FrameType) -> str:
+    """
+    A frame's qualified name on Python 3.10, whose code objects have none.
+
+    A method's is found through its first argument (``self`` or ``cls``): the
+    class in its MRO whose attribute runs this very code. A nested function's is
+    its bare name there (``blocking``, not ``test.<locals>.blocking``).
+    """
+    code = frame.f_code
+    if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+        first = frame.f_locals.get(code.co_varnames[0])
+        owner = first if isinstance(first, type) else type(first)
+        for klass in owner.__mro__:
+            attr: object = klass.__dict__.get(code.co_name)
+            func: object = getattr(attr, "__func__", attr)  # a classmethod's, staticmethod's
+            if getattr(func, "__code__", None) is code:
+                return cast("str", getattr(func, "__qualname__", code.co_name))
+    return code.co_name
 
 
 def _primitive_of(frame: types.FrameType) -> object:

@@ -39,6 +39,12 @@ from anyio_joinset.backends import BACKENDS as LOOP_NAMES
 from helpers import forever, unwind_after, value_of
 
 
+def nested(qualname: str) -> str:
+    """A nested function's name as a snapshot gives it: qualified from Python 3.11 on,
+    bare on 3.10 (whose code objects have no qualified name)."""
+    return qualname if sys.version_info >= (3, 11) else qualname.rpartition(".")[2]
+
+
 def line_of(func: object, marker: str) -> int:
     """The line of ``func``'s source that carries ``# <marker>``."""
     lines, first = inspect.getsourcelines(func)  # type: ignore[arg-type]
@@ -231,7 +237,8 @@ async def test_a_thread_task_shows_its_worker_thread() -> None:
         (task,) = js.snapshot().tasks
         release.set()
     outermost = task.thread_stack[0]
-    assert outermost.function == "test_a_thread_task_shows_its_worker_thread.<locals>.blocking"
+    expected = nested("test_a_thread_task_shows_its_worker_thread.<locals>.blocking")
+    assert outermost.function == expected
     assert outermost.line == line_of(blocking, "in-thread")
     assert task.thread_stack[-1].function == "Condition.wait"  # inside threading.Event.wait
     assert "in its worker thread:" in task_text(task)
@@ -254,7 +261,7 @@ async def test_a_task_in_its_own_to_thread_call_shows_the_thread() -> None:
         (task,) = js.snapshot().tasks
         release.set()
     outermost = task.thread_stack[0]
-    assert outermost.function.endswith("<locals>.blocking")
+    assert outermost.function.endswith(nested("<locals>.blocking"))
     assert outermost.line == line_of(blocking, "in-own-thread")
 
 
@@ -470,7 +477,7 @@ async def test_a_feeder_inside_an_async_generator_input() -> None:
         await feed.aclose()
     names = [frame.function for frame in feeder.stack]
     assert names[0] == "_Feeding.run"
-    assert "test_a_feeder_inside_an_async_generator_input.<locals>.inputs" in names
+    assert nested("test_a_feeder_inside_an_async_generator_input.<locals>.inputs") in names
     line = next(f.line for f in feeder.stack if f.function.endswith("inputs"))
     assert line == line_of(inputs, "generator-waits")
     assert feeder.waited is None  # not waiting for room: inside its input
@@ -1048,3 +1055,31 @@ async def test_a_task_running_before_it_has_its_task_handle() -> None:
     (task,) = outcome.result().tasks  # type: ignore[attr-defined]
     assert (task.state, task.stack, task.awaiting) == ("running", (), "running now")
     assert task.running_for is not None
+
+
+def test_qualified_names_on_python_310() -> None:
+    """S28: without co_qualname (Python 3.10) a method is named through its self or
+    cls, found along the MRO; anything else by its bare name."""
+    from anyio_joinset._introspect import _qualname_310  # noqa: PLC0415 - the 3.10 path
+
+    class Base:
+        def method(self) -> Any:
+            return sys._getframe()
+
+        @classmethod
+        def factory(cls) -> Any:
+            return sys._getframe()
+
+    class Derived(Base):
+        pass
+
+    def not_a_method(self: object) -> Any:  # noqa: ARG001
+        return sys._getframe()
+
+    def plain() -> Any:
+        return sys._getframe()
+
+    assert _qualname_310(Derived().method()) == Base.method.__qualname__
+    assert _qualname_310(Derived.factory()) == Base.factory.__qualname__
+    assert _qualname_310(not_a_method(Derived())) == "not_a_method"
+    assert _qualname_310(plain()) == "plain"
