@@ -377,6 +377,14 @@ def _stack_frame(frame: types.FrameType) -> StackFrame:
     return found
 
 
+def _coro_state(coro: Any) -> str:  # noqa: ANN401 - a coroutine of any type
+    """``inspect.getcoroutinestate``, safe while the loop's thread ends ``coro``."""
+    try:
+        return inspect.getcoroutinestate(coro)
+    except AttributeError:  # pragma: no cover - Python 3.10 reads cr_frame twice
+        return inspect.CORO_CLOSED
+
+
 def _qualname_310(frame: types.FrameType) -> str:
     """
     A frame's qualified name on Python 3.10, whose code objects have none.
@@ -748,8 +756,7 @@ class _Snapshotter:
         # yet: inside spawn(), or a slot just freed for it). Without a task, a
         # rate turn is still due if it has no start time (its turn gives it one).
         unstepped = wrapper is None or (
-            wrapper is not _RUNNING_HERE
-            and inspect.getcoroutinestate(wrapper) == inspect.CORO_CREATED
+            wrapper is not _RUNNING_HERE and _coro_state(wrapper) == inspect.CORO_CREATED
         )
         due = started is None if wrapper is None else unstepped
         if wrapper is None and started is None and _no_room(engine):
@@ -871,7 +878,7 @@ def _since(now: float, stamp: float | None) -> float | None:
 
 def _not_suspended(wrapper: Coroutine[Any, Any, Any]) -> str | None:
     """A stepped task with no chain: it is the one taking the snapshot, or just ended."""
-    return "running now" if inspect.getcoroutinestate(wrapper) == inspect.CORO_RUNNING else None
+    return "running now" if _coro_state(wrapper) == inspect.CORO_RUNNING else None
 
 
 # -- warnings (S30) -----------------------------------------------------------------
