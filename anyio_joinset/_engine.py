@@ -623,7 +623,6 @@ class Engine(Generic[T]):
         return False
 
     def _finish(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
-        # _ended and _deliver, inline: this runs once per task.
         handle._done = True
         handle._task = None
         if self._hooks is not None:
@@ -632,19 +631,7 @@ class Engine(Generic[T]):
         self._running -= 1
         if self._slots is not None:
             self._slots.freed(self)
-        if handle._detached or self._state == CLOSED:
-            self._unclaimed(handle, kind, payload)
-            return
-        handle._kind = kind
-        handle._payload = payload
-        self._push(handle)
-        if not self._nready:
-            self._ready_since = _now()  # for a snapshot's warning (S30)
-        self._nready += 1
-        if self._waiters:
-            self._wake_one()
-        if self._watched:
-            self._notify(handle)
+        self._deliver(handle, kind, payload)
 
     def _ended(self, handle: JoinHandle[T]) -> None:
         handle._done = True
@@ -672,15 +659,16 @@ class Engine(Generic[T]):
         if event is not None:
             event.set()
 
-    def _deliver(self, handle: JoinHandle[T], kind: int) -> None:
-        # A task that ends without running (never FAILED): cancelled.
+    def _deliver(self, handle: JoinHandle[T], kind: int, payload: object = None) -> None:
+        """An ended task's outcome into the stream, or to _unclaimed (S5, S13)."""
         if handle._detached or self._state == CLOSED:
-            self._unclaimed(handle, kind, None)
+            self._unclaimed(handle, kind, payload)
             return
         handle._kind = kind
+        handle._payload = payload
         self._push(handle)
         if not self._nready:
-            self._ready_since = _now()
+            self._ready_since = _now()  # for a snapshot's warning (S30)
         self._nready += 1
         if self._waiters:
             self._wake_one()
