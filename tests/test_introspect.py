@@ -718,17 +718,26 @@ async def test_snapshots_from_a_thread_while_the_set_churns() -> None:
                 errors.append(exc)
             calls += 1
 
-    async with JoinSet[object](limit=20) as js:
-        watcher = threading.Thread(target=watch, args=(js,))
-        watcher.start()
-        try:
-            for _ in range(100):
-                for i in range(30):
-                    js.spawn(value_of, i)
-                await js.join_all()
-        finally:
-            stop.set()
-            await anyio.to_thread.run_sync(watcher.join)
+    # A short switch interval makes the two threads trade the GIL often, so the
+    # snapshots land at many instants of the loop's work; with the default 5 ms the
+    # loop waits a whole interval each time it takes the GIL back after a syscall
+    # (asyncio's debug mode stats a file per task created): 45 s instead of 1 s.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        async with JoinSet[object](limit=20) as js:
+            watcher = threading.Thread(target=watch, args=(js,))
+            watcher.start()
+            try:
+                for _ in range(100):
+                    for i in range(30):
+                        js.spawn(value_of, i)
+                    await js.join_all()
+            finally:
+                stop.set()
+                await anyio.to_thread.run_sync(watcher.join)
+    finally:
+        sys.setswitchinterval(interval)
     assert errors == []
     assert calls > 0
 
