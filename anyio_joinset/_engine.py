@@ -70,6 +70,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
+from inspect import CORO_CREATED, getcoroutinestate
 from threading import get_ident
 from traceback import format_exception_only
 from types import FunctionType, TracebackType
@@ -90,6 +91,7 @@ from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, ta
 from ._handle import JoinHandle
 from ._introspect import register
 from ._limit import Slots
+from ._native import guard, unguard
 from ._outcome import (
     CANCELLED,
     FAILED,
@@ -241,6 +243,7 @@ class Engine(Generic[T]):
         self._pull = self._receive.receive_nowait
         self._cancelled_exc = get_cancelled_exc_class()
         self._outer_cancelled = _cancelled_check(tg)
+        guard(tg, self)  # asyncio: a native Task.cancel() before a first step (S7)
         self._thread = get_ident()
         self._host = get_current_task().id
         self._state = OPEN
@@ -309,6 +312,7 @@ class Engine(Generic[T]):
 
     def _close(self) -> None:
         self._state = CLOSED
+        unguard(self._tg)
         self._pending = 0
         self._live.clear()
         if self._slots is not None:
@@ -606,6 +610,42 @@ class Engine(Generic[T]):
         # so a shielded drain in a ``finally`` still ends.
         self._lost(handle, exc)
         return True
+
+    def _ended_unstarted(self) -> None:
+        """
+        asyncio: end as cancelled the tasks whose own task ended before its first step.
+
+        A native ``Task.cancel()`` before a task's first step never reaches
+        ``_run`` (see ``_native.py``). Such a task is still in ``_live`` with an
+        AnyIO TaskHandle that no task of the task group runs any more (a task
+        whose coroutine has ended waits only for its done callback). Called by
+        the task group scope's ``cancel()`` when AnyIO's task-done callback calls
+        it for a child that ended cancelled; O(tasks), on this path only.
+        """
+        running: set[int] = set()
+        for task in cast("Any", self._tg)._tasks:
+            frame = task.get_coro().cr_frame  # AnyIO's TaskHandle._run_coro
+            if frame is not None:
+                running.add(id(frame.f_locals.get("self")))
+        ended = [
+            handle
+            for handle in self._live
+            if handle._task is not None
+            and id(handle._task) not in running
+            and getcoroutinestate(handle._task._coro) == CORO_CREATED
+        ]
+        for handle in ended:
+            task = cast("Any", handle._task)
+            wrapper = task._coro  # this _run, never started
+            coro = wrapper.cr_frame.f_locals["coro"]
+            wrapper.close()
+            coro.close()  # neither warns "never awaited"
+            task._exception = self._cancelled_exc()  # AnyIO's TaskHandle reads cancelled
+            task._finished_event.set()
+            if self._rate is not None:
+                self._rate.skip()  # it never took its turn
+            self._cancelled += 1
+            self._finish(handle, CANCELLED, None)
 
     def _had_aborted(self, handle: JoinHandle[T]) -> bool:
         """

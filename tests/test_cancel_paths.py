@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import warnings
 import weakref
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -293,3 +294,119 @@ async def test_shutdown_during_a_natively_cancelled_tasks_cleanup_returns() -> N
         tg.start_soon(release_after_shutdown_started)
         await js.shutdown()
         assert len(js) == 0
+
+
+def _new_native_task(before: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
+    """The one asyncio task that is not in ``before``: the one just spawned."""
+    (task,) = asyncio.all_tasks() - before
+    return task
+
+
+@contextmanager
+def no_never_awaited() -> Generator[None, None, None]:
+    """Fail if a coroutine is dropped unawaited inside the block (S7: it ends cleanly)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+@asyncio_only
+@pytest.mark.parametrize("abort_too", [False, True], ids=["native", "native+abort"])
+async def test_native_cancel_before_the_first_step_gives_a_cancelled_outcome(
+    abort_too: bool,
+) -> None:
+    """S7: Task.cancel() before a task's first step: its cancelled outcome; the set goes on."""
+    started: list[str] = []
+    release = anyio.Event()
+
+    async def target() -> None:
+        started.append("target")  # never: cancelled before its first step
+
+    async def sibling() -> str:
+        await release.wait()
+        return "sibling"
+
+    body_ran_on: list[str] = []
+    with no_never_awaited():
+        async with JoinSet[object]() as js:
+            js.spawn(sibling)
+            before = asyncio.all_tasks()
+            handle = js.spawn(target)
+            _new_native_task(before).cancel()
+            if abort_too:
+                handle.abort()
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.id == handle.id
+            assert outcome.cancelled()
+            assert handle.done()
+            body_ran_on.append("after the join")
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.result() == "sibling"  # not cancelled with the victim
+            assert await js.join_next() is None
+            body_ran_on.append("to the end")
+    assert started == []
+    assert body_ran_on == ["after the join", "to the end"]
+    assert js.stats().cancelled == 1
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_frees_its_slot() -> None:
+    """S7/S18: a task natively cancelled before its first step frees its slot for the queue."""
+    with no_never_awaited():
+        async with JoinSet[str](limit=1) as js:
+            before = asyncio.all_tasks()
+            victim = js.spawn(value_of, "victim")
+            _new_native_task(before).cancel()
+            js.spawn(value_of, "queued")  # waits for the victim's slot
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.id == victim.id
+            assert outcome.cancelled()
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.result() == "queued"
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_of_a_face_task() -> None:
+    """S7/S25: through the task-group face too, and AnyIO's TaskHandle reads cancelled."""
+    async with JoinSet[object]() as js:
+        tg = js.task_group
+        before = asyncio.all_tasks()
+        task = tg.create_task(value_of("face"))
+        _new_native_task(before).cancel()
+        with no_never_awaited():
+            outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.cancelled()
+        assert task.status is task.Status.CANCELLED
+        with pytest.raises(anyio.TaskCancelled):
+            await task
+        js.spawn(value_of, "after")  # the set still runs tasks
+        outcome = await js.join_next()
+        assert outcome is not None
+        assert outcome.result() == "after"
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_of_two_tasks_at_once() -> None:
+    """S7: two tasks natively cancelled in one batch both end cancelled; the set goes on."""
+    with no_never_awaited():
+        async with JoinSet[str]() as js:
+            before = asyncio.all_tasks()
+            first = js.spawn(value_of, "first")
+            second = js.spawn(value_of, "second")
+            for task in asyncio.all_tasks() - before:
+                task.cancel()
+            got = [await js.join_next(), await js.join_next()]
+            assert {o.id for o in got if o is not None and o.cancelled()} == {first.id, second.id}
+            js.spawn(value_of, "after")
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.result() == "after"
