@@ -410,3 +410,28 @@ async def test_native_cancel_before_the_first_step_of_two_tasks_at_once() -> Non
             outcome = await js.join_next()
             assert outcome is not None
             assert outcome.result() == "after"
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_of_a_started_task() -> None:
+    """S7/S21: start() of a task natively cancelled before its first step raises TaskCancelled."""
+
+    async def starter(*, task_status: anyio.abc.TaskStatus[str]) -> None:
+        task_status.started("never")  # pragma: no cover - cancelled before its first step
+
+    with no_never_awaited():
+        async with JoinSet[None]() as js:
+            before = asyncio.all_tasks()
+
+            def cancel_the_new_task() -> None:
+                _new_native_task(before).cancel()
+
+            # Runs before the new task's first step: scheduled before it was.
+            asyncio.get_running_loop().call_soon(cancel_the_new_task)
+            with pytest.raises(TaskCancelled, match=r"before it called started\(\)"):
+                await js.start(starter)
+            assert len(js) == 0
+            js.spawn(anyio.lowlevel.checkpoint)
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.result() is None
