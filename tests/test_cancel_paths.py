@@ -435,3 +435,24 @@ async def test_native_cancel_before_the_first_step_of_a_started_task() -> None:
             outcome = await js.join_next()
             assert outcome is not None
             assert outcome.result() is None
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_gives_back_its_rate_turn() -> None:
+    """S7/S18: a task natively cancelled before its first step never owes its rate turn."""
+    with no_never_awaited():
+        async with JoinSet[str](rate=(1, 3600)) as js:  # one start an hour
+            before = asyncio.all_tasks()
+            victim = js.spawn(value_of, "victim")
+            _new_native_task(before).cancel()
+            outcome = await js.join_next()
+            assert outcome is not None
+            assert (outcome.id, outcome.cancelled()) == (victim.id, True)
+            # The hour's one turn was never taken: a new task could start at once.
+            with anyio.fail_after(10):  # else it waits forever for the victim's turn
+                await js.wait_for_capacity()
+            js.spawn(value_of, "next")
+            with anyio.fail_after(10):
+                outcome = await js.join_next()
+            assert outcome is not None
+            assert outcome.result() == "next"

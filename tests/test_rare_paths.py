@@ -86,6 +86,29 @@ async def test_wait_on_one_handle_while_another_finishes() -> None:
         assert len([outcome async for outcome in js]) == 2
 
 
+async def test_wait_on_a_detached_task_returns_when_it_ends() -> None:
+    """S22/S23: handle.wait() on a detached task returns when the task ends."""
+    release = anyio.Event()
+    waited: list[str] = []
+    async with JoinSet[object]() as js, anyio.create_task_group() as tg:
+        handle = js.spawn(unwind_after, release)
+        handle.detach()
+
+        async def waiter() -> None:
+            await handle.wait()
+            waited.append("detached")
+
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        assert waited == []
+        handle.abort()
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        assert waited == ["detached"]
+        assert handle.done()
+        assert len(js) == 0
+
+
 class Interrupt(BaseException):
     """Not an Exception (S6)."""
 
