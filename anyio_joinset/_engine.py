@@ -70,7 +70,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
-from inspect import CORO_CREATED, getcoroutinestate
 from threading import get_ident
 from traceback import format_exception_only
 from types import FunctionType, TracebackType
@@ -91,7 +90,7 @@ from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, ta
 from ._handle import JoinHandle
 from ._introspect import register
 from ._limit import Slots
-from ._native import guard, unguard
+from ._native import ended_unstepped, guard, running_tasks, unguard
 from ._outcome import (
     CANCELLED,
     FAILED,
@@ -116,6 +115,7 @@ if TYPE_CHECKING:
 
     class _Feeder(Protocol):
         def cancel(self) -> None: ...
+        def ended_unstepped(self, running: set[int]) -> None: ...
 
     if sys.version_info >= (3, 11):
         from typing import Self
@@ -618,34 +618,24 @@ class Engine(Generic[T]):
         A native ``Task.cancel()`` before a task's first step never reaches
         ``_run`` (see ``_native.py``). Such a task is still in ``_live`` with an
         AnyIO TaskHandle that no task of the task group runs any more (a task
-        whose coroutine has ended waits only for its done callback). Called by
-        the task group scope's ``cancel()`` when AnyIO's task-done callback calls
-        it for a child that ended cancelled; O(tasks), on this path only.
+        whose coroutine has ended waits only for its done callback); a Feed's
+        feeder likewise. Called from AnyIO's task-done callback for a child that
+        ended cancelled; O(tasks), on that path only.
         """
-        running: set[int] = set()
-        for task in cast("Any", self._tg)._tasks:
-            frame = task.get_coro().cr_frame  # AnyIO's TaskHandle._run_coro
-            if frame is not None:
-                running.add(id(frame.f_locals.get("self")))
-        ended = [
-            handle
-            for handle in self._live
-            if handle._task is not None
-            and id(handle._task) not in running
-            and getcoroutinestate(handle._task._coro) == CORO_CREATED
-        ]
-        for handle in ended:
-            task = cast("Any", handle._task)
-            wrapper = task._coro  # this _run, never started
-            coro = wrapper.cr_frame.f_locals["coro"]
-            wrapper.close()
-            coro.close()  # neither warns "never awaited"
-            task._exception = self._cancelled_exc()  # AnyIO's TaskHandle reads cancelled
-            task._finished_event.set()
+        running = running_tasks(self._tg)
+        for handle in [handle for handle in self._live if handle._task is not None]:
+            task = cast("TaskHandle[None]", handle._task)
+            arguments = ended_unstepped(task, running)
+            if arguments is None:
+                continue
+            arguments["coro"].close()  # no "never awaited" warning
             if self._rate is not None:
                 self._rate.skip()  # it never took its turn
             self._cancelled += 1
+            self._had_aborted(handle)  # the face's TaskHandle.cancel() first (S25)
             self._finish(handle, CANCELLED, None)
+        for feeding in list(self._feeders):
+            feeding.ended_unstepped(running)
 
     def _had_aborted(self, handle: JoinHandle[T]) -> bool:
         """

@@ -38,6 +38,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._calling import check_map_func, close_coroutines
+from ._native import ended_unstepped
 from ._states import CLOSING, OPEN, SHUTTING
 
 if TYPE_CHECKING:
@@ -193,7 +194,6 @@ class _Feeding(Generic[T, I]):
                 close()
 
     async def run(self) -> None:
-        engine = self.engine
         inputs = self.inputs
         try:
             if isinstance(inputs, AsyncIterable):
@@ -202,13 +202,42 @@ class _Feeding(Generic[T, I]):
                 await self._feed_sync(inputs)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
             self.error = exc
+        except anyio.get_cancelled_exc_class():
+            if not self._natively_cancelled():
+                raise
+            self.error = self._native_error()
         finally:
-            ended = self.ended
-            assert ended is not None  # noqa: S101
-            ended.set()
-            if self.error is None or engine._state >= CLOSING:
-                self.drop_error()
-            engine._wake_all()  # our consumer, waiting on an empty set, may stop now
+            self._ended()
+
+    def _natively_cancelled(self) -> bool:
+        """asyncio: cancelled by a ``Task.cancel()`` of the feeder, not by a scope."""
+        task = self.task
+        if task is None or task._cancel_scope.cancel_called:
+            return False
+        return not self.engine._outer_cancelled()
+
+    def _native_error(self) -> RuntimeError:
+        face = self.engine._face
+        return RuntimeError(
+            f"The feeder task of {face}.map() was cancelled natively (asyncio "
+            f"Task.cancel()), so the Feed stopped feeding; stop a Feed with its "
+            f"aclose() or by leaving its async with block."
+        )
+
+    def _ended(self) -> None:
+        ended = self.ended
+        assert ended is not None  # noqa: S101
+        ended.set()
+        if self.error is None or self.engine._state >= CLOSING:
+            self.drop_error()
+        self.engine._wake_all()  # our consumer, waiting on an empty set, may stop now
+
+    def ended_unstepped(self, running: set[int]) -> None:
+        """asyncio: the feeder task was cancelled natively before its first step (S20)."""
+        task = self.task
+        if task is not None and self.feeding and ended_unstepped(task, running) is not None:
+            self.error = self._native_error()
+            self._ended()
 
 
 @final

@@ -1,22 +1,30 @@
 """
-asyncio: a task natively cancelled before its first step (S7).
+asyncio: a task natively cancelled before its first step (S7, S20).
 
 AnyIO runs every task inside a wrapper coroutine of its own
-(``TaskHandle._run_coro``), which awaits the set's wrapper (``Engine._run``).
-An asyncio ``Task.cancel()`` that lands before the task's first step is thrown
-into AnyIO's wrapper before it has awaited anything, so the set's wrapper never
-runs: the task would get no outcome, its coroutines would be dropped unawaited,
-and AnyIO's task group, seeing a child end with ``CancelledError``, would cancel
-itself and with it every other task and the body of the ``async with`` block.
+(``TaskHandle._run_coro``), which awaits the set's wrapper (``Engine._run``, or
+a Feed's feeder). An asyncio ``Task.cancel()`` that lands before the task's
+first step is thrown into AnyIO's wrapper before it has awaited anything, so the
+set's wrapper never runs: the task would get no outcome, its coroutines would be
+dropped unawaited, and AnyIO's task group, seeing a child end with
+``CancelledError``, would cancel itself and with it every other task and the
+body of the ``async with`` block (or, if a scope around it is already
+cancelled, say nothing, and a drain in a shielded ``finally`` would wait for the
+task for ever).
 
-``guard()`` gives the set's task group scope a subclass (no new slots, so
-``__class__`` can be assigned) whose ``cancel()``, when AnyIO's task-done
-callback calls it for a child that ended cancelled, lets the set end that task
-as cancelled instead (``Engine._ended_unstarted``), as it ends a natively
-cancelled task that had started, and leaves the task group alone. Nothing is added per task: the cost is one
-class assignment per set, and the check runs only when the scope is cancelled.
-Where AnyIO's internals differ from what this reads, ``cancel()`` does what
-AnyIO's does.
+AnyIO's task-done callback asks the task group scope's ``_effectively_cancelled``
+for every child that ended with an exception, and cancels the task group if it
+is false. ``guard()`` gives the set's task group scope a subclass (no new
+slots, so ``__class__`` can be assigned) whose ``_effectively_cancelled``, when
+that callback asks for a child that ended cancelled, first lets the set end
+every task of its own that ended so before its first step
+(``Engine._ended_unstarted``: a cancelled outcome, as a natively cancelled task
+that had started gets), and answers true so that AnyIO leaves the task group
+alone: every task of the set runs a wrapper that lets a cancellation out only
+when a scope around the set is cancelled, so a child ending cancelled never
+calls for the task group to be cancelled. Nothing is added per task: one class
+assignment per set, and the check runs only when a task ends with an exception.
+Where AnyIO's internals differ from what this reads, AnyIO's own answer is given.
 """
 
 # pyright: reportPrivateUsage=false
@@ -24,12 +32,14 @@ from __future__ import annotations
 
 import sys
 from asyncio import CancelledError
-from typing import TYPE_CHECKING, Any
+from inspect import CORO_CREATED, getcoroutinestate
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
 
-    from anyio import CancelScope
+    from anyio import CancelScope, TaskHandle
     from anyio.abc import TaskGroup
 
     from ._engine import Engine
@@ -45,37 +55,37 @@ def guard(tg: TaskGroup, engine: Engine[Any]) -> None:
     """Make ``tg``'s scope hand a task cancelled before its first step to ``engine``."""
     scope = tg.cancel_scope
     base = type(scope)
-    if base.__module__ != _ASYNCIO_BACKEND or not hasattr(tg, "_tasks"):
+    effectively = getattr(base, "_effectively_cancelled", None)
+    if base.__module__ != _ASYNCIO_BACKEND or not isinstance(effectively, property):
         return  # Trio has no native cancellation of one task
     guarded = _classes.get(base)
     if guarded is None:
-        guarded = _classes[base] = _guarded(base)
+        guarded = _classes[base] = _guarded(base, effectively)
     scope.__class__ = guarded
     _engines[id(scope)] = engine
 
 
 def unguard(tg: TaskGroup) -> None:
-    """The set is closed: its scope's ``cancel()`` is AnyIO's again."""
+    """The set is closed: its scope answers as AnyIO's again."""
     _engines.pop(id(tg.cancel_scope), None)
 
 
-def _guarded(base: type[CancelScope]) -> type[CancelScope]:
-    def cancel(self: CancelScope, reason: str | None = None) -> None:
-        engine = _engines.get(id(self))
-        if (
-            engine is not None
-            and not self.cancel_called
-            and _a_child_ended_cancelled(sys._getframe(1))
-        ):
-            # Every task of the set runs _run, which lets a cancellation out only
-            # when a scope around the set is cancelled (then AnyIO does not call
-            # this). So the child never ran _run: it, and any other that ended so
-            # in the same batch of callbacks, ends as cancelled in the set.
-            engine._ended_unstarted()
-            return
-        base.cancel(self, reason)
+def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope]:
+    answer = cast("Callable[[CancelScope], bool]", effectively.fget)
 
-    return type(base.__name__, (base,), {"__slots__": (), "cancel": cancel, "__module__": __name__})
+    def _effectively_cancelled(self: CancelScope) -> bool:
+        engine = _engines.get(id(self))
+        if engine is not None and _a_child_ended_cancelled(sys._getframe(1)):
+            engine._ended_unstarted()
+            return True  # so AnyIO's callback does not cancel the task group
+        return answer(self)
+
+    namespace = {
+        "__slots__": (),
+        "__module__": __name__,
+        "_effectively_cancelled": property(_effectively_cancelled),
+    }
+    return type(base.__name__, (base,), namespace)
 
 
 def _a_child_ended_cancelled(caller: FrameType) -> bool:
@@ -83,3 +93,31 @@ def _a_child_ended_cancelled(caller: FrameType) -> bool:
     return caller.f_code.co_name == "task_done" and isinstance(
         caller.f_locals.get("exc"), CancelledError
     )
+
+
+def running_tasks(tg: TaskGroup) -> set[int]:
+    """The ids of the AnyIO TaskHandles whose asyncio task still runs (or is yet to)."""
+    running: set[int] = set()
+    for task in getattr(tg, "_tasks", ()):
+        frame = task.get_coro().cr_frame  # AnyIO's TaskHandle._run_coro
+        if frame is not None:
+            running.add(id(frame.f_locals.get("self")))
+    return running
+
+
+def ended_unstepped(task: TaskHandle[Any], running: set[int]) -> dict[str, Any] | None:
+    """
+    The arguments of ``task``'s wrapper if its asyncio task ended before its first step.
+
+    Then the wrapper is closed (no "never awaited" warning), and AnyIO's TaskHandle
+    reads cancelled and wakes its waiters. Its arguments are returned, so the
+    caller can close what the wrapper would have awaited.
+    """
+    wrapper: Any = task._coro
+    if id(task) in running or getcoroutinestate(wrapper) != CORO_CREATED:
+        return None
+    arguments = dict(wrapper.cr_frame.f_locals)
+    wrapper.close()
+    task._exception = CancelledError()
+    task._finished_event.set()
+    return arguments

@@ -8,14 +8,14 @@ import logging
 import sys
 import warnings
 import weakref
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import pytest
 
-from anyio_joinset import JoinMap, JoinSet, TaskCancelled
+from anyio_joinset import JoinHandle, JoinMap, JoinSet, TaskCancelled
 from helpers import ExceptionGroup, forever, unwind_after, value_of
 
 
@@ -456,3 +456,131 @@ async def test_native_cancel_before_the_first_step_gives_back_its_rate_turn() ->
                 outcome = await js.join_next()
             assert outcome is not None
             assert outcome.result() == "next"
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_in_a_shielded_drain_of_a_cancelled_set() -> None:
+    """S7/S9: a scope around the set cancelled, a shielded drain still gets the outcome.
+
+    AnyIO does not call for its task group to be cancelled then (it already is),
+    which is where the set heard of such a task: the drain waited for ever.
+    """
+    with no_never_awaited(), anyio.CancelScope() as outer:
+        async with JoinSet[str]() as js:
+            outer.cancel()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    before = asyncio.all_tasks()
+                    victim = js.spawn(value_of, "victim")
+                    _new_native_task(before).cancel()
+                    with anyio.fail_after(10):
+                        outcome = await js.join_next()
+                    assert outcome is not None
+                    assert (outcome.id, outcome.cancelled()) == (victim.id, True)
+                    assert len(js) == 0
+    assert outer.cancelled_caught
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_as_the_host_is_cancelled() -> None:
+    """S7/S23/S31: the host cancelled in the same step: the task still ends, hooks and all."""
+    finished: list[object] = []
+    handles: list[JoinHandle[None]] = []
+
+    async def host() -> None:
+        async with JoinSet[None]() as js:
+            js.add_instrument(Recorder(finished))
+            before = asyncio.all_tasks()
+            handles.append(js.spawn(forever))
+            _new_native_task(before).cancel()
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await anyio.sleep_forever()
+
+    with no_never_awaited(), pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(host())
+    (handle,) = handles
+    assert handle.done()
+    assert finished == ["aborted", "cancelled"]  # aborted as the block was left, and ended
+    with anyio.fail_after(10):
+        await handle.wait()
+
+
+class Recorder:
+    """An instrument recording each abort and how each task finished (S28-S31)."""
+
+    def __init__(self, events: list[object]) -> None:
+        self.events = events
+        self.handles: list[JoinHandle[Any]] = []
+
+    def task_spawned(self, joinset: object, handle: JoinHandle[Any]) -> None:  # noqa: ARG002
+        self.handles.append(handle)
+
+    def task_aborted(self, joinset: object, handle: object) -> None:  # noqa: ARG002
+        self.events.append("aborted")
+
+    def task_finished(
+        self,
+        joinset: object,  # noqa: ARG002
+        handle: object,  # noqa: ARG002
+        kind: object,
+        run_time: object,  # noqa: ARG002
+    ) -> None:
+        self.events.append(str(kind))
+
+
+@asyncio_only
+async def test_face_cancel_then_native_cancel_before_the_first_step_counts_as_aborted() -> None:
+    """S25/S31: TaskHandle.cancel() and then Task.cancel(): aborted, and task_aborted runs."""
+    events: list[object] = []
+    recorder = Recorder(events)
+    async with JoinSet[None]() as js:
+        js.add_instrument(recorder)
+        before = asyncio.all_tasks()
+        task = js.task_group.create_task(forever())
+        task.cancel()  # AnyIO's TaskHandle.cancel(): the set counts it as an abort
+        _new_native_task(before).cancel()
+        outcome = await js.join_next()
+    assert outcome is not None
+    assert outcome.cancelled()
+    assert recorder.handles[0].aborted
+    assert events == ["aborted", "cancelled"]
+    assert task.status is task.Status.CANCELLED
+
+
+def _feeder_task() -> asyncio.Task[Any]:
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "JoinSet.map() feeder"]
+    return task
+
+
+@asyncio_only
+@pytest.mark.parametrize("when", ["before its first step", "while it feeds"])
+async def test_a_natively_cancelled_feeder_stops_the_feed_with_an_error(when: str) -> None:
+    """S20: a Task.cancel() of a Feed's feeder stops feeding, and a step says so, not hangs."""
+    release = anyio.Event()
+    taken = anyio.Event()
+
+    async def inputs() -> AsyncIterator[str]:
+        yield "first"
+        taken.set()
+        await release.wait()
+        yield "never"  # pragma: no cover - cancelled before
+
+    got: list[str] = []
+    with no_never_awaited():
+        async with JoinSet[str]() as js, js.map(value_of, inputs()) as feed:
+            if when == "while it feeds":
+                await taken.wait()
+                await anyio.wait_all_tasks_blocked()
+            _feeder_task().cancel()
+            try:
+                with anyio.fail_after(10):
+                    async for item, outcome in feed:
+                        got.append(f"{item}: {outcome.result()}")
+            except RuntimeError as exc:
+                got.append(str(exc))
+    assert got[:-1] == ([] if when == "before its first step" else ["first: first"])
+    assert "The feeder task of JoinSet.map() was cancelled natively" in got[-1]
