@@ -34,6 +34,7 @@ import sys
 from asyncio import CancelledError
 from inspect import CORO_CREATED, getcoroutinestate
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakValueDictionary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,8 +47,9 @@ if TYPE_CHECKING:
 
 _ASYNCIO_BACKEND = "anyio._backends._asyncio"
 
-# id(scope) -> the open set whose task group the scope is (removed by unguard).
-_engines: dict[int, Engine[Any]] = {}
+# id(scope) -> the open set whose task group the scope is (removed by unguard;
+# weakly, so a set abandoned without leaving its block is not kept alive).
+_engines: WeakValueDictionary[int, Engine[Any]] = WeakValueDictionary()
 _classes: dict[type[CancelScope], type[CancelScope]] = {}
 
 
