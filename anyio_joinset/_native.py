@@ -38,7 +38,6 @@ from weakref import WeakValueDictionary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import FrameType
 
     from anyio import CancelScope, TaskHandle
     from anyio.abc import TaskGroup
@@ -76,10 +75,16 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
     answer = cast("Callable[[CancelScope], bool]", effectively.fget)
 
     def _effectively_cancelled(self: CancelScope) -> bool:
-        engine = _engines.get(id(self))
-        if engine is not None and _a_child_ended_cancelled(sys._getframe(1)):
-            engine._ended_unstarted()
-            return True  # so AnyIO's callback does not cancel the task group
+        # Also asked as an aborted task's own scope exits: the frame's name first,
+        # the cheapest test.
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "task_done" and isinstance(
+            caller.f_locals.get("exc"), CancelledError
+        ):
+            engine = _engines.get(id(self))
+            if engine is not None:  # pragma: no branch - a closed set has no child left
+                engine._ended_unstarted()
+                return True  # so AnyIO's callback does not cancel the task group
         return answer(self)
 
     namespace = {
@@ -88,13 +93,6 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
         "_effectively_cancelled": property(_effectively_cancelled),
     }
     return type(base.__name__, (base,), namespace)
-
-
-def _a_child_ended_cancelled(caller: FrameType) -> bool:
-    """Whether ``caller`` is AnyIO's task-done callback, for a child that ended cancelled."""
-    return caller.f_code.co_name == "task_done" and isinstance(
-        caller.f_locals.get("exc"), CancelledError
-    )
 
 
 def running_tasks(tg: TaskGroup) -> set[int]:

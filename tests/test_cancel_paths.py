@@ -591,3 +591,26 @@ async def test_a_natively_cancelled_feeder_stops_the_feed_with_an_error(when: st
                 got.append("hung")  # (no aclose(): it would wait for the feeder for ever)
     assert got[:-1] == ([] if when == "before its first step" else ["first: first"])
     assert "The feeder task of JoinSet.map() was cancelled natively" in got[-1]
+
+
+@asyncio_only
+async def test_native_cancel_before_the_first_step_leaves_a_running_feed_alone() -> None:
+    """S7/S20: a task cancelled so, next to a Feed that feeds: the Feed feeds on."""
+    release = anyio.Event()
+
+    async def inputs() -> AsyncIterator[str]:
+        await release.wait()
+        yield "fed"
+
+    got: list[object] = []
+    with no_never_awaited():
+        async with JoinSet[str]() as js, js.map(value_of, inputs()) as feed:
+            await anyio.wait_all_tasks_blocked()  # the feeder waits for its input
+            before = asyncio.all_tasks()
+            victim = js.spawn(value_of, "victim")
+            _new_native_task(before).cancel()
+            with anyio.fail_after(10):
+                async for item, outcome in feed:
+                    got.append((item, outcome.cancelled() and outcome.id == victim.id))
+                    release.set()
+    assert got == [(None, True), ("fed", False)]
