@@ -90,7 +90,7 @@ from ._calling import CO_COROUTINE, call_async, check_name, close_coroutines, ta
 from ._handle import JoinHandle
 from ._introspect import register
 from ._limit import Slots
-from ._native import ended_unstepped, guard, running_tasks, unguard
+from ._native import ended_unstepped, guard, unguard, unstepped_tasks
 from ._outcome import (
     CANCELLED,
     FAILED,
@@ -115,7 +115,7 @@ if TYPE_CHECKING:
 
     class _Feeder(Protocol):
         def cancel(self) -> None: ...
-        def ended_unstepped(self, running: set[int]) -> None: ...
+        def ended_unstepped(self, waiting: set[int]) -> None: ...
 
     if sys.version_info >= (3, 11):
         from typing import Self
@@ -166,6 +166,7 @@ class Engine(Generic[T]):
         "_send",
         "_slots",
         "_state",
+        "_swept",
         "_tg",
         "_thread",
         "_waiters",
@@ -217,6 +218,8 @@ class Engine(Generic[T]):
         # Feeds still feeding, or holding an error of their inputs (S20, _feed.py):
         # _stop_feeding calls their cancel().
         self._feeders: dict[_Feeder, None] = {}
+        # asyncio tasks found ended by _ended_unstarted's last sweep (_native.py).
+        self._swept: WeakSet[object] | None = None
         self._thread: int | None = None
         self._host: object = None
         self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
@@ -611,21 +614,28 @@ class Engine(Generic[T]):
         self._lost(handle, exc)
         return True
 
-    def _ended_unstarted(self) -> None:
+    def _ended_unstarted(self, ended: object) -> None:
         """
         asyncio: end as cancelled the tasks whose own task ended before its first step.
 
         A native ``Task.cancel()`` before a task's first step never reaches
         ``_run`` (see ``_native.py``). Such a task is still in ``_live`` with an
-        AnyIO TaskHandle that no task of the task group runs any more (a task
-        whose coroutine has ended waits only for its done callback); a Feed's
-        feeder likewise. Called from AnyIO's task-done callback for a child that
-        ended cancelled; O(tasks), on that path only.
+        AnyIO TaskHandle whose wrapper never ran and that no task of the task
+        group is yet to run; a Feed's feeder likewise. Called from AnyIO's
+        task-done callback for the asyncio task ``ended``, a child that ended
+        cancelled. One sweep ends every such task at once (O(tasks)); the done
+        callbacks of the other asyncio tasks it found ended cost nothing more,
+        so a thousand tasks cancelled at once cost one sweep, not a thousand.
         """
-        running = running_tasks(self._tg)
+        swept = self._swept
+        if swept is not None and ended in swept:
+            swept.discard(ended)
+            return
+        waiting, done = unstepped_tasks(self._tg)
+        self._swept = WeakSet(done)
         for handle in [handle for handle in self._live if handle._task is not None]:
             task = cast("TaskHandle[None]", handle._task)
-            arguments = ended_unstepped(task, running)
+            arguments = ended_unstepped(task, waiting)
             if arguments is None:
                 continue
             arguments["coro"].close()  # no "never awaited" warning
@@ -635,7 +645,7 @@ class Engine(Generic[T]):
             self._had_aborted(handle)  # the face's TaskHandle.cancel() first (S25)
             self._finish(handle, CANCELLED, None)
         for feeding in list(self._feeders):
-            feeding.ended_unstepped(running)
+            feeding.ended_unstepped(waiting)
 
     def _had_aborted(self, handle: JoinHandle[T]) -> bool:
         """

@@ -232,10 +232,10 @@ class _Feeding(Generic[T, I]):
             self.drop_error()
         self.engine._wake_all()  # our consumer, waiting on an empty set, may stop now
 
-    def ended_unstepped(self, running: set[int]) -> None:
+    def ended_unstepped(self, waiting: set[int]) -> None:
         """asyncio: the feeder task was cancelled natively before its first step (S20)."""
         task = self.task
-        if task is not None and self.feeding and ended_unstepped(task, running) is not None:
+        if task is not None and self.feeding and ended_unstepped(task, waiting) is not None:
             self.error = self._native_error()
             self._ended()
 

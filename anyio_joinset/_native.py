@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 from asyncio import CancelledError
-from inspect import CORO_CREATED, getcoroutinestate
+from inspect import CORO_CLOSED, CORO_CREATED, getcoroutinestate
 from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakValueDictionary
 
@@ -78,13 +78,13 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
         # Also asked as an aborted task's own scope exits: the frame's name first,
         # the cheapest test.
         caller = sys._getframe(1)
-        if caller.f_code.co_name == "task_done" and isinstance(
-            caller.f_locals.get("exc"), CancelledError
-        ):
-            engine = _engines.get(id(self))
-            if engine is not None:  # pragma: no branch - a closed set has no child left
-                engine._ended_unstarted()
-                return True  # so AnyIO's callback does not cancel the task group
+        if caller.f_code.co_name == "task_done":
+            local = caller.f_locals
+            if isinstance(local.get("exc"), CancelledError):
+                engine = _engines.get(id(self))
+                if engine is not None:  # pragma: no branch - a closed set has no child left
+                    engine._ended_unstarted(local.get("_task"))
+                    return True  # so AnyIO's callback does not cancel the task group
         return answer(self)
 
     namespace = {
@@ -95,17 +95,28 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
     return type(base.__name__, (base,), namespace)
 
 
-def running_tasks(tg: TaskGroup) -> set[int]:
-    """The ids of the AnyIO TaskHandles whose asyncio task still runs (or is yet to)."""
-    running: set[int] = set()
+def unstepped_tasks(tg: TaskGroup) -> tuple[set[int], list[object]]:
+    """
+    The task group's tasks yet to take their first step, and those that have ended.
+
+    Returns the ids of the AnyIO TaskHandles of the first, and the asyncio tasks
+    of the second (their done callbacks still to run). A task that is running
+    is skipped at once: only one yet to step can hold a task of the set that
+    never ran, and only its frame is read.
+    """
+    waiting: set[int] = set()
+    ended: list[object] = []
     for task in getattr(tg, "_tasks", ()):
-        frame = task.get_coro().cr_frame  # AnyIO's TaskHandle._run_coro
-        if frame is not None:
-            running.add(id(frame.f_locals.get("self")))
-    return running
+        coro = task.get_coro()  # AnyIO's TaskHandle._run_coro
+        state = getcoroutinestate(coro)
+        if state == CORO_CREATED:
+            waiting.add(id(coro.cr_frame.f_locals.get("self")))
+        elif state == CORO_CLOSED:
+            ended.append(task)
+    return waiting, ended
 
 
-def ended_unstepped(task: TaskHandle[Any], running: set[int]) -> dict[str, Any] | None:
+def ended_unstepped(task: TaskHandle[Any], waiting: set[int]) -> dict[str, Any] | None:
     """
     The arguments of ``task``'s wrapper if its asyncio task ended before its first step.
 
@@ -114,7 +125,7 @@ def ended_unstepped(task: TaskHandle[Any], running: set[int]) -> dict[str, Any] 
     caller can close what the wrapper would have awaited.
     """
     wrapper: Any = task._coro
-    if id(task) in running or getcoroutinestate(wrapper) != CORO_CREATED:
+    if getcoroutinestate(wrapper) != CORO_CREATED or id(task) in waiting:
         return None
     arguments = dict(wrapper.cr_frame.f_locals)
     wrapper.close()

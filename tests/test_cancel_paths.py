@@ -614,3 +614,31 @@ async def test_native_cancel_before_the_first_step_leaves_a_running_feed_alone()
                     got.append((item, outcome.cancelled() and outcome.id == victim.id))
                     release.set()
     assert got == [(None, True), ("fed", False)]
+
+
+@asyncio_only
+async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S7: 200 tasks cancelled so in one step are found by one sweep of the set, not 200."""
+    import anyio_joinset._engine as engine_module  # noqa: PLC0415 - patched below
+
+    sweeps: list[int] = []
+    sweep = engine_module.unstepped_tasks
+
+    def counted(tg: Any) -> Any:  # noqa: ANN401 - passes _native's types through
+        sweeps.append(1)
+        return sweep(tg)
+
+    monkeypatch.setattr(engine_module, "unstepped_tasks", counted)
+    with no_never_awaited():
+        async with JoinSet[int]() as js:
+            before = asyncio.all_tasks()
+            for i in range(200):
+                js.spawn(value_of, i)
+            for task in asyncio.all_tasks() - before:
+                task.cancel()
+            outcomes = [outcome async for outcome in js]
+    assert len(outcomes) == 200
+    assert all(outcome.cancelled() for outcome in outcomes)
+    assert len(sweeps) == 1  # each later done callback finds its task already swept
