@@ -626,7 +626,7 @@ async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
     sweeps: list[int] = []
     sweep = engine_module.unstepped_tasks
 
-    def counted(tg: Any) -> Any:  # noqa: ANN401 - passes _native's types through
+    def counted(tg: Any) -> Any:
         sweeps.append(1)
         return sweep(tg)
 
