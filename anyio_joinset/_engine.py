@@ -161,6 +161,7 @@ class Engine(Generic[T]):
         "_rate",
         "_ready_since",
         "_receive",
+        "_reraised",
         "_room",
         "_running",
         "_send",
@@ -218,8 +219,10 @@ class Engine(Generic[T]):
         # Feeds still feeding, or holding an error of their inputs (S20, _feed.py):
         # _stop_feeding calls their cancel().
         self._feeders: dict[_Feeder, None] = {}
-        # asyncio tasks found ended by _ended_unstarted's last sweep (_native.py).
+        # asyncio tasks found ended by _ended_unstarted's last sweep, and tasks
+        # that let a scope's cancellation out, whose done callbacks need none.
         self._swept: WeakSet[object] | None = None
+        self._reraised = 0
         self._thread: int | None = None
         self._host: object = None
         self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
@@ -600,7 +603,10 @@ class Engine(Generic[T]):
             # this one task. Its outcome says so; letting the cancellation out
             # would make the task group cancel everything (AnyIO's scope would not
             # swallow a native one).
-            return not aborted and self._outer_cancelled()
+            if aborted or not self._outer_cancelled():
+                return False
+            self._reraised += 1  # its done callback needs no sweep (_native.py)
+            return True
         if kind == FAILED:
             # An error raised during the abort, grouped with the cancellation
             # (Trio does that): the task's failed outcome, not a tear-down (S6).
@@ -614,7 +620,7 @@ class Engine(Generic[T]):
         self._lost(handle, exc)
         return True
 
-    def _ended_unstarted(self, ended: object) -> None:
+    def _ended_unstarted(self, ended: object) -> bool:
         """
         asyncio: end as cancelled the tasks whose own task ended before its first step.
 
@@ -625,13 +631,22 @@ class Engine(Generic[T]):
         task-done callback for the asyncio task ``ended``, a child that ended
         cancelled. One sweep ends every such task at once (O(tasks)); the done
         callbacks of the other asyncio tasks it found ended cost nothing more,
-        so a thousand tasks cancelled at once cost one sweep, not a thousand.
+        so a thousand tasks cancelled at once cost one sweep, not a thousand; a
+        task whose ``_run`` let a scope's cancellation out costs none either
+        (``_reraised``: any sweep after it still finds what it would have).
+        Returns False where nothing can be told (see ``unstepped_tasks``).
         """
+        if self._reraised:
+            self._reraised -= 1
+            return True
         swept = self._swept
         if swept is not None and ended in swept:
             swept.discard(ended)
-            return
-        waiting, done = unstepped_tasks(self._tg)
+            return True
+        found = unstepped_tasks(self._tg)
+        if found is None:
+            return False  # AnyIO's own answer, as if the set were not there
+        waiting, done = found
         self._swept = WeakSet(done)
         for handle in [handle for handle in self._live if handle._task is not None]:
             task = cast("TaskHandle[None]", handle._task)
@@ -646,6 +661,7 @@ class Engine(Generic[T]):
             self._finish(handle, CANCELLED, None)
         for feeding in list(self._feeders):
             feeding.ended_unstepped(waiting)
+        return True
 
     def _had_aborted(self, handle: JoinHandle[T]) -> bool:
         """

@@ -236,7 +236,8 @@ class _Feeding(Generic[T, I]):
         """asyncio: the feeder task was cancelled natively before its first step (S20)."""
         task = self.task
         if task is not None and self.feeding and ended_unstepped(task, waiting) is not None:
-            self.error = self._native_error()
+            if not task._cancel_scope.cancel_called and self.engine._state < CLOSING:
+                self.error = self._native_error()  # nothing of the set stopped it
             self._ended()
 
 

@@ -33,18 +33,23 @@ from __future__ import annotations
 import sys
 from asyncio import CancelledError
 from inspect import CORO_CLOSED, CORO_CREATED, getcoroutinestate
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakValueDictionary
+
+from anyio import TaskHandle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from anyio import CancelScope, TaskHandle
+    from anyio import CancelScope
     from anyio.abc import TaskGroup
 
     from ._engine import Engine
 
 _ASYNCIO_BACKEND = "anyio._backends._asyncio"
+# The code of AnyIO's wrapper, which every task of a task group runs.
+_RUN_CORO = getattr(getattr(TaskHandle, "_run_coro", None), "__code__", None)
 
 # id(scope) -> the open set whose task group the scope is (removed by unguard;
 # weakly, so a set abandoned without leaving its block is not kept alive).
@@ -82,8 +87,7 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
             local = caller.f_locals
             if isinstance(local.get("exc"), CancelledError):
                 engine = _engines.get(id(self))
-                if engine is not None:  # pragma: no branch - a closed set has no child left
-                    engine._ended_unstarted(local.get("_task"))
+                if engine is not None and engine._ended_unstarted(local.get("_task")):
                     return True  # so AnyIO's callback does not cancel the task group
         return answer(self)
 
@@ -95,22 +99,27 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
     return type(base.__name__, (base,), namespace)
 
 
-def unstepped_tasks(tg: TaskGroup) -> tuple[set[int], list[object]]:
+def unstepped_tasks(tg: TaskGroup) -> tuple[set[int], list[object]] | None:
     """
     The task group's tasks yet to take their first step, and those that have ended.
 
     Returns the ids of the AnyIO TaskHandles of the first, and the asyncio tasks
     of the second (their done callbacks still to run). A task that is running
     is skipped at once: only one yet to step can hold a task of the set that
-    never ran, and only its frame is read.
+    never ran, and only its frame is read. ``None`` if a task does not run
+    AnyIO's wrapper (a task factory that wraps coroutines): then nothing can
+    be told for sure.
     """
     waiting: set[int] = set()
     ended: list[object] = []
     for task in getattr(tg, "_tasks", ()):
-        coro = task.get_coro()  # AnyIO's TaskHandle._run_coro
-        state = getcoroutinestate(coro)
+        coro = task.get_coro()
+        if type(coro) is not CoroutineType or coro.cr_code is not _RUN_CORO:
+            return None
+        state = getcoroutinestate(cast("Any", coro))
         if state == CORO_CREATED:
-            waiting.add(id(coro.cr_frame.f_locals.get("self")))
+            frame: Any = coro.cr_frame
+            waiting.add(id(frame.f_locals.get("self")))
         elif state == CORO_CLOSED:
             ended.append(task)
     return waiting, ended

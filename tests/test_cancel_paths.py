@@ -616,11 +616,8 @@ async def test_native_cancel_before_the_first_step_leaves_a_running_feed_alone()
     assert got == [(None, True), ("fed", False)]
 
 
-@asyncio_only
-async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """S7: 200 tasks cancelled so in one step are found by one sweep of the set, not 200."""
+def count_sweeps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the sweeps for tasks natively cancelled before their first step."""
     import anyio_joinset._engine as engine_module  # noqa: PLC0415 - patched below
 
     sweeps: list[int] = []
@@ -631,6 +628,37 @@ async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
         return sweep(tg)
 
     monkeypatch.setattr(engine_module, "unstepped_tasks", counted)
+    return sweeps
+
+
+@asyncio_only
+async def test_tasks_cancelled_by_a_scope_around_the_set_cost_no_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S7: tasks that end cancelled by a scope around the set cost no sweep of the set."""
+    sweeps = count_sweeps(monkeypatch)
+    with anyio.CancelScope() as outer:
+        async with JoinSet[None]() as js:
+            for _ in range(50):
+                js.spawn(forever)
+            await anyio.wait_all_tasks_blocked()
+            outer.cancel()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    outcomes = [outcome async for outcome in js]
+    assert len(outcomes) == 50
+    assert all(outcome.cancelled() for outcome in outcomes)
+    assert sweeps == []
+
+
+@asyncio_only
+async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S7: 200 tasks cancelled so in one step are found by one sweep of the set, not 200."""
+    sweeps = count_sweeps(monkeypatch)
     with no_never_awaited():
         async with JoinSet[int]() as js:
             before = asyncio.all_tasks()
