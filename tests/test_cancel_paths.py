@@ -670,3 +670,59 @@ async def test_many_tasks_natively_cancelled_at_once_cost_one_sweep(
     assert len(outcomes) == 200
     assert all(outcome.cancelled() for outcome in outcomes)
     assert len(sweeps) == 1  # each later done callback finds its task already swept
+
+
+@asyncio_only
+async def test_a_feed_stopped_as_its_feeder_is_natively_cancelled_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S20/S13: aclose() and a native cancel of the feeder in one step: no inputs error logged."""
+    with caplog.at_level(logging.WARNING, logger="anyio_joinset"), no_never_awaited():
+        async with JoinSet[int]() as js:
+            async with js.map(value_of, range(3)) as feed:
+                _feeder_task().cancel()  # before the feeder's first step
+                await feed.aclose()
+            await js.shutdown()
+    assert caplog.records == []
+
+
+@asyncio_only
+async def test_a_task_factory_that_wraps_coroutines_leaves_live_tasks_alone() -> None:
+    """S6/S7: where the set cannot see AnyIO's wrapper, it never ends a task that lives.
+
+    A task factory that wraps each coroutine (as tracing tools do) hides AnyIO's
+    wrapper from the sweep: a native cancel before a first step is then answered
+    as AnyIO answers it (the task group is cancelled), and no task spawned
+    meanwhile is ended in its place.
+    """
+
+    async def traced(coro: Any) -> Any:
+        return await coro
+
+    def wrapping(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        return asyncio.Task(traced(coro), loop=loop, **kwargs)
+
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(wrapping)
+    ended_by: list[str] = []
+    try:
+        # The victim's coroutines are dropped unawaited, as under AnyIO alone.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                async with JoinSet[str]() as js:
+                    before = asyncio.all_tasks()
+                    js.spawn(value_of, "victim")
+                    _new_native_task(before).cancel()
+                    later = js.spawn(anyio.sleep_forever)
+                    await anyio.sleep_forever()  # cancelled with the task group
+            except asyncio.CancelledError:
+                ended_by.append("the task group's cancellation")  # AnyIO's own answer
+            # Before: ExceptionGroup([RuntimeError("cannot reuse already awaited
+            # coroutine")]), the live task's wrapper having been closed in its place.
+            gc.collect()
+    finally:
+        loop.set_task_factory(factory)
+    assert ended_by in ([], ["the task group's cancellation"])
+    assert later.done()
