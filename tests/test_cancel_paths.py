@@ -727,3 +727,30 @@ async def test_a_task_factory_that_wraps_coroutines_leaves_live_tasks_alone() ->
         loop.set_task_factory(factory)
     assert ended_by == ["the task group's cancellation"]
     assert later.done()
+
+
+@asyncio_only
+async def test_a_sweep_leaves_a_task_yet_to_step_alone() -> None:
+    """S7: a task spawned after the victim's step, before its sweep, still runs (not swept)."""
+    later: list[JoinHandle[str]] = []
+
+    async def spawner() -> str:
+        # Runs in the same loop iteration as the victim's step, so the task it
+        # spawns has not stepped when the victim's done callback sweeps the set.
+        later.append(js.spawn(value_of, "later"))
+        return "spawner"
+
+    with no_never_awaited():
+        async with JoinSet[str]() as js:
+            before = asyncio.all_tasks()
+            victim = js.spawn(value_of, "victim")
+            _new_native_task(before).cancel()
+            js.spawn(spawner)
+            with anyio.fail_after(10):
+                outcomes = {o.id: o for o in [await js.join_next() for _ in range(3)] if o}
+    assert outcomes[victim.id].cancelled()
+    assert outcomes[later[0].id].result() == "later"
+    assert sorted(o.result() for o in outcomes.values() if not o.cancelled()) == [
+        "later",
+        "spawner",
+    ]
