@@ -526,12 +526,16 @@ class Engine(Generic[T]):
         if self._bodies is not None and handle in self._bodies:
             _task_scope(cast("TaskHandle[None]", handle._task)).cancel()
             return False
+        self._ends_unrun(handle, coro)
+        return True
+
+    def _ends_unrun(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
+        """A started task whose body never ran ends cancelled (S7): no rate turn owed."""
         if self._rate is not None:
             self._rate.skip()
-        coro.close()
+        coro.close()  # no "never awaited" warning
         self._cancelled += 1
         self._finish(handle, CANCELLED, None)
-        return True
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:  # noqa: C901 - _finish inline
         # The task wrapper: record however ``coro`` ends on its handle (kind and
@@ -651,14 +655,9 @@ class Engine(Generic[T]):
         for handle in [handle for handle in self._live if handle._task is not None]:
             task = cast("TaskHandle[None]", handle._task)
             arguments = ended_unstepped(task, waiting)
-            if arguments is None:
-                continue
-            arguments["coro"].close()  # no "never awaited" warning
-            if self._rate is not None:
-                self._rate.skip()  # it never took its turn
-            self._cancelled += 1
-            self._had_aborted(handle)  # the face's TaskHandle.cancel() first (S25)
-            self._finish(handle, CANCELLED, None)
+            if arguments is not None:
+                self._had_aborted(handle)  # the face's TaskHandle.cancel() first (S25)
+                self._ends_unrun(handle, arguments["coro"])
         for feeding in list(self._feeders):
             feeding.ended_unstepped(waiting)
         return True
