@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from anyio_joinset import Instrument
+
 if TYPE_CHECKING:
-    from anyio_joinset import JoinSet, Outcome
+    from anyio_joinset import JoinHandle, JoinSet, Outcome
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup, ExceptionGroup
@@ -25,6 +27,7 @@ __all__ = [
     "BaseExceptionGroup",
     "ExceptionGroup",
     "Gate",
+    "Recorder",
     "VirtualTimeLoop",
     "consume_randomly",
     "fail_with",
@@ -59,6 +62,33 @@ class Gate:
             self.cleaned_up = True
         self.finished = True
         return value
+
+
+class Recorder(Instrument):
+    """Records every event as a tuple, and the handle of every task spawned (S31)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.handles: list[JoinHandle[Any]] = []
+
+    def task_spawned(self, joinset: Any, handle: JoinHandle[Any]) -> None:
+        self.events.append(("spawned", handle.name))
+        self.handles.append(handle)
+
+    def task_started(self, joinset: Any, handle: JoinHandle[Any]) -> None:
+        self.events.append(("started", handle.name))
+
+    def task_finished(
+        self, joinset: Any, handle: JoinHandle[Any], kind: str, run_time: float
+    ) -> None:
+        assert run_time >= 0
+        self.events.append(("finished", handle.name, kind))
+
+    def task_handed_out(self, joinset: Any, outcome: Outcome[Any]) -> None:
+        self.events.append(("handed_out", outcome.name))
+
+    def task_aborted(self, joinset: Any, handle: JoinHandle[Any]) -> None:
+        self.events.append(("aborted", handle.name))
 
 
 async def value_of(value: object) -> object:

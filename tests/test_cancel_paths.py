@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from anyio_joinset import JoinHandle, JoinMap, JoinSet, TaskCancelled
-from helpers import ExceptionGroup, forever, unwind_after, value_of
+from helpers import ExceptionGroup, Recorder, forever, unwind_after, value_of
 
 
 async def test_first_success_cancelled_while_draining_puts_every_loser_back(
@@ -486,12 +486,12 @@ async def test_native_cancel_before_the_first_step_in_a_shielded_drain_of_a_canc
 @asyncio_only
 async def test_native_cancel_before_the_first_step_as_the_host_is_cancelled() -> None:
     """S7/S23/S31: the host cancelled in the same step: the task still ends, hooks and all."""
-    finished: list[object] = []
+    recorder = Recorder()
     handles: list[JoinHandle[None]] = []
 
     async def host() -> None:
         async with JoinSet[None]() as js:
-            js.add_instrument(Recorder(finished))
+            js.add_instrument(recorder)
             before = asyncio.all_tasks()
             handles.append(js.spawn(forever))
             _new_native_task(before).cancel()
@@ -504,39 +504,21 @@ async def test_native_cancel_before_the_first_step_as_the_host_is_cancelled() ->
         await asyncio.create_task(host())
     (handle,) = handles
     assert handle.done()
-    assert finished == ["aborted", "cancelled"]  # aborted as the block was left, and ended
+    # Aborted as the block was left, and ended.
+    assert recorder.events == [
+        ("spawned", "forever"),
+        ("aborted", "forever"),
+        ("finished", "forever", "cancelled"),
+        ("handed_out", "forever"),  # discarded as the block was left
+    ]
     with anyio.fail_after(10):
         await handle.wait()
-
-
-class Recorder:
-    """An instrument recording each abort and how each task finished (S28-S31)."""
-
-    def __init__(self, events: list[object]) -> None:
-        self.events = events
-        self.handles: list[JoinHandle[Any]] = []
-
-    def task_spawned(self, joinset: object, handle: JoinHandle[Any]) -> None:  # noqa: ARG002
-        self.handles.append(handle)
-
-    def task_aborted(self, joinset: object, handle: object) -> None:  # noqa: ARG002
-        self.events.append("aborted")
-
-    def task_finished(
-        self,
-        joinset: object,  # noqa: ARG002
-        handle: object,  # noqa: ARG002
-        kind: object,
-        run_time: object,  # noqa: ARG002
-    ) -> None:
-        self.events.append(str(kind))
 
 
 @asyncio_only
 async def test_face_cancel_then_native_cancel_before_the_first_step_counts_as_aborted() -> None:
     """S25/S31: TaskHandle.cancel() and then Task.cancel(): aborted, and task_aborted runs."""
-    events: list[object] = []
-    recorder = Recorder(events)
+    recorder = Recorder()
     async with JoinSet[None]() as js:
         js.add_instrument(recorder)
         before = asyncio.all_tasks()
@@ -547,7 +529,11 @@ async def test_face_cancel_then_native_cancel_before_the_first_step_counts_as_ab
     assert outcome is not None
     assert outcome.cancelled()
     assert recorder.handles[0].aborted
-    assert events == ["aborted", "cancelled"]
+    assert [event[0::2] for event in recorder.events[1:]] == [
+        ("aborted",),
+        ("finished", "cancelled"),
+        ("handed_out",),
+    ]
     assert task.status is task.Status.CANCELLED
 
 

@@ -25,32 +25,7 @@ from anyio_joinset import (
     snapshot_sets,
 )
 from anyio_joinset.backends import BACKENDS, run
-from helpers import BaseExceptionGroup, ExceptionGroup, fail_with, forever, value_of
-
-
-class Recorder(Instrument):
-    """Records every event as a tuple."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def task_spawned(self, joinset: Any, handle: JoinHandle[Any]) -> None:
-        self.events.append(("spawned", handle.name))
-
-    def task_started(self, joinset: Any, handle: JoinHandle[Any]) -> None:
-        self.events.append(("started", handle.name))
-
-    def task_finished(
-        self, joinset: Any, handle: JoinHandle[Any], kind: str, run_time: float
-    ) -> None:
-        assert run_time >= 0
-        self.events.append(("finished", handle.name, kind))
-
-    def task_handed_out(self, joinset: Any, outcome: Outcome[Any]) -> None:
-        self.events.append(("handed_out", outcome.name))
-
-    def task_aborted(self, joinset: Any, handle: JoinHandle[Any]) -> None:
-        self.events.append(("aborted", handle.name))
+from helpers import BaseExceptionGroup, ExceptionGroup, Recorder, fail_with, forever, value_of
 
 
 async def test_every_event_of_a_task_in_order() -> None:
