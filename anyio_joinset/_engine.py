@@ -50,7 +50,9 @@
 # ours (its handle); the handle holds a failure's exception (whose traceback
 # holds the wrapper's frame and so the handle) only until the outcome is handed
 # out or discarded, which breaks that cycle, so every object of a task is freed
-# by reference counting alone.
+# by reference counting alone. A finished handle stays in the set's list of
+# tasks (``_live``) until a compaction drops it (``_bury``), which keeps at most
+# about as many finished handles as there are tasks alive, and no outcome.
 #
 # Limit and rate
 # --------------
@@ -92,8 +94,11 @@ from ._introspect import register
 from ._limit import Slots
 from ._native import ended_unstepped, guard, unguard, unstepped_tasks
 from ._outcome import (
+    ABORTED,
     CANCELLED,
+    DETACHED,
     FAILED,
+    FINISHING,
     HANDED_OUT,
     LOST,
     RATE_TURN,
@@ -130,8 +135,11 @@ T = TypeVar("T")
 logger = logging.getLogger("anyio_joinset")
 
 _now = time.monotonic
+_exc_info = sys.exc_info
 _new = object.__new__
 _MISSING: Any = object()
+_COMPACT_MIN = 32  # finished handles _live may keep before its first compaction
+_SPAWN_TIME_SHARED = 0.001  # seconds: spawns this close share one spawn time
 NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
 
 
@@ -143,6 +151,9 @@ class Engine(Generic[T]):
         "_bodies",
         "_cancelled",
         "_cancelled_exc",
+        "_caught",
+        "_compact_at",
+        "_dead",
         "_draining",
         "_failed",
         "_feeders",
@@ -151,6 +162,7 @@ class Engine(Generic[T]):
         "_hooks",
         "_host",
         "_keys",
+        "_last_spawned",
         "_live",
         "_next_id",
         "_nready",
@@ -199,12 +211,18 @@ class Engine(Generic[T]):
         self._keys = None
         self._failed = 0
         self._cancelled = 0
+        self._caught: BaseException | None = None  # from _run's handlers to their call
         self._draining = 0  # shutdowns and fail-fast drains running (S9)
         self._state = NEW
         self._next_id = 0
         self._pending = 0
         self._running = 0
-        self._live: dict[JoinHandle[T], None] = {}  # not finished, in spawn order
+        # Every task in spawn order, finished ones too until a compaction drops
+        # them (see _bury): an entry costs 8 bytes, where a dict's cost 50.
+        self._live: list[JoinHandle[T]] = []
+        self._dead = 0  # finished handles still in _live
+        self._compact_at = _COMPACT_MIN
+        self._last_spawned = -math.inf  # a spawn time that later spawns may share
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
         # The outcomes each running join_all / first_success has taken: it may put
@@ -320,7 +338,7 @@ class Engine(Generic[T]):
         self._state = CLOSED
         unguard(self._tg)
         self._pending = 0
-        self._live.clear()
+        self._live = []
         if self._slots is not None:
             self._slots.clear()
         self._drop_ready()
@@ -393,7 +411,7 @@ class Engine(Generic[T]):
             close_coroutines(*args)  # passed by mistake: no "never awaited" warning
             raise
 
-    def _add(  # noqa: C901 - the per-task hot path, inline
+    def _add(  # noqa: C901, PLR0912, PLR0915 - the per-task hot path, inline
         self,
         coro: Coroutine[Any, Any, T],
         name: str,
@@ -432,12 +450,19 @@ class Engine(Generic[T]):
         handle._id = self._next_id
         handle._name = name
         handle._key = key
-        handle._done = handle._aborted = handle._detached = False
-        handle._task = handle._payload = handle._status = handle._queued = None
-        handle._started = None
+        handle._flags = 0
+        handle._task = handle._payload = handle._status = None
         handle._kind = UNFINISHED
-        handle._spawned = _now()
-        self._live[handle] = None
+        # Spawns within a millisecond share one float (24 bytes a task in a burst):
+        # a snapshot's ages are to the millisecond (S28); an instrument's run
+        # times start from a start time of their own.
+        spawned = _now()
+        if spawned - self._last_spawned < _SPAWN_TIME_SHARED:
+            spawned = self._last_spawned
+        else:
+            self._last_spawned = spawned
+        handle._spawned = spawned
+        self._live.append(handle)
         if self._hooks is not None:
             self._hooks.spawned(self, handle)
         if status is None:
@@ -445,7 +470,7 @@ class Engine(Generic[T]):
             if keys is not None:
                 keys[key] = handle  # the new key object, even under an equal key (S16)
         else:
-            handle._detached = True
+            handle._flags |= DETACHED
             handle._status = status
             status._handle = handle
         try:
@@ -507,10 +532,15 @@ class Engine(Generic[T]):
     def _refused(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """The backend refused to start the task: undo its counting (S3)."""
         self._running -= 1
-        del self._live[handle]
+        live = self._live
+        # Just appended; a task_spawned hook may have spawned more meanwhile.
+        if live[-1] is handle:
+            live.pop()
+        else:
+            live.remove(handle)
         if self._keys is not None and self._keys.get(handle._key) is handle:
             del self._keys[handle._key]
-        if not handle._detached:
+        if not handle._flags & DETACHED:
             self._pending -= 1  # just added: never detached (only older tasks are)
         coro.close()
 
@@ -545,36 +575,42 @@ class Engine(Generic[T]):
         # cycle through it that nothing breaks (exception -> traceback -> frame ->
         # exception). The one through the handle is broken when the outcome is
         # handed out or discarded.
-        if (handle._aborted or self._outer_cancelled()) and self._never_runs(handle, coro):
+        if (handle._flags & ABORTED or self._outer_cancelled()) and self._never_runs(handle, coro):
             return
         try:
             if self._rate is not None:
                 handle._kind = RATE_TURN
                 await self._rate.wait_turn()
                 handle._kind = UNFINISHED
-                handle._started = _now()
+                handle._payload = _now()  # its start time (see JoinHandle)
             if self._hooks is not None:
                 self._hooks.started(self, handle)
             value = await coro
-        except Exception as exc:  # noqa: BLE001 - errors are values (S6)
-            self._failed += 1
-            self._finish(handle, FAILED, exc)
-        except BaseException as exc:
-            if self._ended_by_base(handle, coro, exc):
+        # The handlers hand the exception over in ``_caught`` and call with one
+        # argument: the wrapper's frame is part of every task's coroutine, and
+        # this keeps it as small as the floor's (four locals, a stack of four).
+        except Exception:  # noqa: BLE001 - errors are values (S6)
+            self._caught = _exc_info()[1]
+            self._failure(handle)
+        except BaseException:
+            coro.close()  # in case it was cancelled while waiting for its rate turn
+            self._caught = _exc_info()[1]
+            if self._ended_by_base(handle):
                 raise
         else:
             if (
                 self._hooks is None
                 and self._slots is None
                 and self._state != CLOSED
-                and not handle._detached
+                and not handle._flags & DETACHED
             ):
                 # _finish's common case, inline: this runs once per task.
-                handle._done = True
-                handle._task = None
-                del self._live[handle]
-                self._running -= 1
                 handle._kind = SUCCEEDED
+                handle._task = None
+                self._dead += 1  # _bury, inline
+                if self._dead > self._compact_at:
+                    self._compact()
+                self._running -= 1
                 handle._payload = value
                 self._push(handle)
                 if not self._nready:
@@ -585,20 +621,29 @@ class Engine(Generic[T]):
                 if self._watched:
                     self._notify(handle)
                 return
-            self._finish(handle, SUCCEEDED, value)
+            self._success(handle, value)
 
-    def _ended_by_base(
-        self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], exc: BaseException
-    ) -> bool:
+    def _success(self, handle: JoinHandle[T], value: object) -> None:
+        self._finish(handle, SUCCEEDED, value)
+
+    def _failure(self, handle: JoinHandle[T]) -> None:
+        """A task raised an Exception, which ``_run`` put in ``_caught`` (S6)."""
+        exc = self._caught
+        self._caught = None
+        self._failed += 1
+        self._finish(handle, FAILED, exc)
+
+    def _ended_by_base(self, handle: JoinHandle[T]) -> bool:
         """
         Record a task ended by a BaseException; return whether it must propagate.
 
-        Its frame is not in the exception's traceback, so its locals close no
-        cycle (see _run).
+        ``_run`` put the exception in ``_caught``. This frame is not in the
+        exception's traceback, so its locals close no cycle (see _run).
         """
+        exc = cast("BaseException", self._caught)
+        self._caught = None
         kind = _kind_of(exc, self._cancelled_exc)
         if kind == CANCELLED:
-            coro.close()  # in case it was cancelled while waiting for its rate turn
             self._cancelled += 1
             aborted = self._had_aborted(handle)
             self._finish(handle, CANCELLED, None)
@@ -670,7 +715,7 @@ class Engine(Generic[T]):
         of a task spawned through the task-group face did it (S25): AnyIO's method,
         which the set never sees, so the task is marked aborted now (S31).
         """
-        if handle._aborted:
+        if handle._flags & ABORTED:
             return True
         task = handle._task
         if task is not None and _task_scope(task).cancel_called:
@@ -678,20 +723,40 @@ class Engine(Generic[T]):
         return False
 
     def _finish(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
-        handle._done = True
+        handle._kind = FINISHING  # finished; _deliver records how
         handle._task = None
         if self._hooks is not None:
             self._hooks.finished(self, handle, kind)
-        del self._live[handle]
+        self._bury()
         self._running -= 1
         if self._slots is not None:
             self._slots.freed(self)
         self._deliver(handle, kind, payload)
 
+    def _bury(self) -> None:
+        """
+        A task of ``_live`` has finished (its handle's kind is FINISHING or more).
+
+        It stays in the list until finished handles outnumber the rest; then one
+        pass drops them: O(1) per task, amortized, and memory follows the tasks
+        alive (at most twice as many entries, plus ``_COMPACT_MIN``).
+        """
+        self._dead += 1
+        if self._dead > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        # A new list, not one changed in place: a snapshot from another thread
+        # may be copying the old one (S28).
+        live = [handle for handle in self._live if handle._kind < FINISHING]
+        self._live = live
+        self._dead = 0
+        self._compact_at = max(_COMPACT_MIN, len(live))
+
     def _ended(self, handle: JoinHandle[T]) -> None:
-        handle._done = True
+        handle._kind = LOST
         handle._task = None
-        del self._live[handle]
+        self._bury()
         self._running -= 1
         if self._slots is not None:
             self._slots.freed(self)
@@ -716,7 +781,7 @@ class Engine(Generic[T]):
 
     def _deliver(self, handle: JoinHandle[T], kind: int, payload: object = None) -> None:
         """An ended task's outcome into the stream, or to _unclaimed (S5, S13)."""
-        if handle._detached or self._state == CLOSED:
+        if handle._flags & DETACHED or self._state == CLOSED:
             self._unclaimed(handle, kind, payload)
             return
         handle._kind = kind
@@ -739,7 +804,7 @@ class Engine(Generic[T]):
             status._ended(LOST, exc)  # start() raises it too, as AnyIO's does
         if self._watched:
             self._notify(handle)
-        if not handle._detached and self._state != CLOSED:
+        if not handle._flags & DETACHED and self._state != CLOSED:
             self._pending -= 1
             self._made_room()
             if self._keys is not None:
@@ -765,7 +830,7 @@ class Engine(Generic[T]):
     def _take(self) -> JoinHandle[T]:
         """The next ready handle from the stream (``_nready`` > 0, ``_front`` empty)."""
         handle = self._pull()
-        while handle._detached:
+        while handle._flags & DETACHED:
             # A JoinMap task replaced after it finished: already counted off (S16).
             handle = self._pull()
         self._nready -= 1
@@ -782,7 +847,7 @@ class Engine(Generic[T]):
             hooks = self._hooks
             # _take, inline: this runs once per task.
             handle = self._pull()
-            while handle._detached:
+            while handle._flags & DETACHED:
                 handle = self._pull()  # see _take
             outcome = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
             outcome._handle = handle
@@ -867,7 +932,7 @@ class Engine(Generic[T]):
             for outcome in taken:
                 handle = outcome._handle
                 if handle._key is key or handle._key == key:
-                    handle._detached = True
+                    handle._flags |= DETACHED
 
     def _put_back(self, outcomes: list[Outcome[T]]) -> None:
         """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
@@ -878,7 +943,7 @@ class Engine(Generic[T]):
             handle = outcome._handle
             if (
                 self._state == CLOSED
-                or handle._detached
+                or handle._flags & DETACHED
                 or (keys is not None and handle._key in keys)
             ):
                 # The block ended, or the key was spawned again meanwhile: the
@@ -912,14 +977,14 @@ class Engine(Generic[T]):
             # First, so a key whose __eq__ raises fails here with nothing changed (S16).
             old = keys.pop(handle._key, None)
             keys[handle._key] = handle  # its key's old task is replaced only now
-        handle._detached = False
+        handle._flags &= ~DETACHED
         self._pending += 1
         if old is not None:
             self._retire(old)
 
     def _detach_all(self) -> None:
         """Detach every task and drop every ready outcome: ``len`` is 0 (S22)."""
-        for handle in list(self._live):
+        for handle in [handle for handle in self._live if handle._kind < FINISHING]:
             self._detach(handle)
         self._pending -= self._drop_ready()
         if self._keys is not None:
@@ -937,13 +1002,13 @@ class Engine(Generic[T]):
         front = self._front
         failures = [outcome for outcome in front if outcome._kind == FAILED]
         for outcome in front:
-            outcome._handle._detached = True
+            outcome._handle._flags |= DETACHED
         dropped = len(front)
         self._nready -= dropped
         front.clear()
         while self._nready:
             handle = self._take()
-            handle._detached = True
+            handle._flags |= DETACHED
             if self._hooks is not None:  # leaves the set, discarded (S31)
                 self._hooks.handed_out(self, Outcome(handle, handle._kind, handle._payload))
             if handle._kind == FAILED:
@@ -955,7 +1020,7 @@ class Engine(Generic[T]):
 
     def _detach(self, handle: JoinHandle[T]) -> None:
         """Keep the task running, but never its outcome (S22)."""
-        if handle._detached or handle._kind == HANDED_OUT:
+        if handle._flags & DETACHED or handle._kind == HANDED_OUT:
             return
         keys = self._keys
         if keys is not None and keys.get(handle._key) is handle:
@@ -966,10 +1031,10 @@ class Engine(Generic[T]):
 
     def _drop(self, old: JoinHandle[T]) -> None:
         """Count off a task whose outcome will never be handed out."""
-        old._detached = True
+        old._flags |= DETACHED
         self._pending -= 1
         self._made_room()
-        if not old._done:
+        if old._kind < FINISHING:
             return
         # It had finished: its outcome is never handed out (a failure is logged,
         # S13). Put back by a combinator, it is in _front; else its handle is in
@@ -990,7 +1055,7 @@ class Engine(Generic[T]):
 
     def _abort(self, handle: JoinHandle[T]) -> None:
         # Callers check the thread once (abort_all for every task at once, S2).
-        if handle._done or handle._aborted:
+        if handle._kind >= FINISHING or handle._flags & ABORTED:
             return
         self._mark_aborted(handle)
         if handle._task is not None:
@@ -1007,7 +1072,7 @@ class Engine(Generic[T]):
             slots.abort(self, handle)
 
     def _mark_aborted(self, handle: JoinHandle[T]) -> None:
-        handle._aborted = True
+        handle._flags |= ABORTED
         if self._hooks is not None:
             self._hooks.aborted(self, handle)
 
@@ -1018,18 +1083,18 @@ class Engine(Generic[T]):
     def _abort_all(self) -> None:
         if self._slots is not None:
             self._slots.abort_all(self)
-        for handle in list(self._live):
+        for handle in [handle for handle in self._live if handle._kind < FINISHING]:
             self._abort(handle)
 
     def _end_unstarted(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """A task aborted while waiting for a slot: it never runs (S7, S14)."""
-        if not handle._aborted:
+        if not handle._flags & ABORTED:
             self._mark_aborted(handle)
-        handle._done = True
+        handle._kind = FINISHING
         if self._hooks is not None:
             self._hooks.finished(self, handle, CANCELLED)
         coro.close()
-        del self._live[handle]
+        self._bury()
         self._cancelled += 1
         self._deliver(handle, CANCELLED)
 

@@ -4,12 +4,10 @@
 # pyright: reportPrivateUsage=false
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from contextvars import Context
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
-from ._outcome import HANDED_OUT, RATE_TURN
+from ._outcome import ABORTED, DETACHED, FINISHING, HANDED_OUT, QUEUED, RATE_TURN
 from ._start import wait
 
 if TYPE_CHECKING:
@@ -31,36 +29,35 @@ class JoinHandle(Generic[T]):
     """
 
     # Made only by the engine (``Engine._add`` sets every slot, with no __init__
-    # call: this runs once per task). What the slots hold:
+    # call: this runs once per task). A task costs one object of ours, and its
+    # slots are kept few: each is 8 bytes per task alive (issue 17). They hold:
     # - ``_owner``, ``_id``, ``_name``; ``_key``: a JoinMap's key, or the input of
     #   a fed task (S16, S20).
-    # - ``_done``, ``_aborted``; ``_detached``: replaced in a JoinMap or detached
+    # - ``_flags``: ABORTED, and DETACHED: replaced in a JoinMap or detached
     #   (S22), its outcome is never handed out.
     # - ``_task``: AnyIO's TaskHandle while the task runs (None while it waits for
     #   a slot under ``limit`` and once it has finished, which breaks the handle ->
     #   TaskHandle -> exception -> frame -> handle cycle).
-    # - ``_kind`` and ``_payload``: how it ended (an Outcome kind) and its value or
-    #   exception, from the time it finishes until its outcome is handed out (then
-    #   the Outcome holds them).
-    # - ``_status``: made by start() (S21); ``_queued``: the coroutine and context
-    #   of a task waiting for a slot (S14).
-    # - ``_spawned`` and ``_started``: read only by a snapshot and the instruments
-    #   (S28, S31): when it was spawned, and started after a slot or a rate turn
-    #   (else None).
+    # - ``_kind``: where it is (QUEUED for a slot, RATE_TURN, UNFINISHED: running),
+    #   FINISHING while the engine records its end, then how it ended (an Outcome
+    #   kind), HANDED_OUT or LOST. Finished means ``_kind >= FINISHING``.
+    # - ``_payload``, by ``_kind``: QUEUED, the coroutine and context it will run
+    #   (S14); RATE_TURN, UNFINISHED and FINISHING, when it started if it waited
+    #   for a slot or a rate turn, or an instrument asked (else None: it started
+    #   when spawned; S28, S31); finished, its value or exception until its
+    #   outcome is handed out (then the Outcome holds them).
+    # - ``_status``: made by start() (S21); ``_spawned``: when it was spawned,
+    #   read only by a snapshot and the instruments.
     __slots__ = (
         "__weakref__",
-        "_aborted",
-        "_detached",
-        "_done",
+        "_flags",
         "_id",
         "_key",
         "_kind",
         "_name",
         "_owner",
         "_payload",
-        "_queued",
         "_spawned",
-        "_started",
         "_status",
         "_task",
     )
@@ -69,16 +66,12 @@ class JoinHandle(Generic[T]):
     _id: int
     _name: str
     _key: object
-    _done: bool
-    _aborted: bool
-    _detached: bool
+    _flags: int
     _task: TaskHandle[None] | None
     _kind: int
     _payload: object
     _status: TaskStatus[Any] | None
-    _queued: tuple[Coroutine[Any, Any, T], Context] | None
     _spawned: float
-    _started: float | None
 
     @property
     def id(self) -> int:
@@ -92,7 +85,7 @@ class JoinHandle(Generic[T]):
 
     def done(self) -> bool:
         """Return ``True`` once the task has finished, whether or not it was joined."""
-        return self._done
+        return self._kind >= FINISHING
 
     def abort(self) -> None:
         """
@@ -114,7 +107,7 @@ class JoinHandle(Generic[T]):
     @property
     def aborted(self) -> bool:
         """``True`` once the task was aborted (by `abort`, ``abort_all``, a shutdown...)."""
-        return self._aborted
+        return bool(self._flags & ABORTED)
 
     @property
     def state(self) -> TaskState:
@@ -132,13 +125,13 @@ class JoinHandle(Generic[T]):
         kind = self._kind
         if kind == HANDED_OUT:
             return TaskState.HANDED_OUT
-        if self._done:
-            return TaskState.DETACHED if self._detached else TaskState.FINISHED
+        if kind >= FINISHING:
+            return TaskState.DETACHED if self._flags & DETACHED else TaskState.FINISHED
         if kind == RATE_TURN:
             return TaskState.RATE_TURN
-        if self._queued is not None:
+        if kind == QUEUED:
             return TaskState.WAITING
-        if self._task is not None or self._started is not None:
+        if self._task is not None or self._payload is not None:
             return TaskState.RUNNING
         # No task yet: inside spawn() (a task_spawned hook), or a slot just freed
         # for it. Waiting if it is about to join the limit's queue, as a snapshot
@@ -197,7 +190,7 @@ class JoinHandle(Generic[T]):
 
     def __repr__(self) -> str:
         state = self.state.name.lower()
-        if self._aborted and not self._done:
+        if self._flags & ABORTED and self._kind < FINISHING:
             state += " aborted"
         return f"<JoinHandle id={self._id} name={self._name!r} {state}>"
 

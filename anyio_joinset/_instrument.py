@@ -170,13 +170,15 @@ class Hooks:
         _call(engine, self.task_spawned, "task_spawned", engine, handle)
 
     def started(self, engine: Engine[Any], handle: JoinHandle[Any]) -> None:
-        if handle._started is None:
-            handle._started = _now()
+        if handle._payload is None:  # running: its start time, if it has one
+            handle._payload = _now()
         _call(engine, self.task_started, "task_started", engine, handle)
 
     def finished(self, engine: Engine[Any], handle: JoinHandle[Any], kind: int) -> None:
         if self.task_finished:
-            start = handle._started if handle._started is not None else handle._spawned
+            # Its kind not recorded yet: _payload is its start time, if any.
+            started = handle._payload
+            start = started if isinstance(started, float) else handle._spawned
             run_time = max(0.0, _now() - start)
             label = _KINDS.get(kind, "uncaptured")
             _call(engine, self.task_finished, "task_finished", engine, handle, label, run_time)

@@ -54,7 +54,16 @@ import anyio
 from . import _instrument
 from ._calling import real_number
 from ._offload import _checked_call as checked_call
-from ._outcome import CANCELLED, FAILED, RATE_TURN, SUCCEEDED
+from ._outcome import (
+    ABORTED,
+    CANCELLED,
+    DETACHED,
+    FAILED,
+    FINISHING,
+    QUEUED,
+    RATE_TURN,
+    SUCCEEDED,
+)
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -703,7 +712,14 @@ class _Snapshotter:
         now = self.now
         # A task may be in both lists when another thread finishes it meanwhile
         # (copied from _live, then pushed into the stream): keep its later view.
-        by_handle = {id(handle): self.task(engine, handle) for handle in tuple(engine._live)}
+        # _live keeps finished handles until a compaction (the engine's _bury):
+        # one whose kind is recorded is in the stream (then _finished has it),
+        # handed out or detached; one whose kind is not is finishing right now.
+        by_handle = {
+            id(handle): self.task(engine, handle)
+            for handle in tuple(engine._live)
+            if handle._kind < 0
+        }
         for handle, kind in _finished(engine):
             by_handle[id(handle)] = self.finished(handle, kind)
         tasks = sorted(by_handle.values(), key=lambda t: t.id)
@@ -739,13 +755,16 @@ class _Snapshotter:
         look in between), so no reading assumes that one field implies another.
         """
         task = handle._task
+        # _payload before _kind: the engine records a task's kind before its value,
+        # so a value (perhaps a float) is never taken for a start time.
+        payload = handle._payload
         kind = handle._kind
-        started = handle._started
+        started = payload if kind < FINISHING and isinstance(payload, float) else None
         empty = _Chain([], None, None, None)
-        if handle._done:
+        if kind >= FINISHING:
             # In the engine's _finish: its outcome is recorded a moment later.
             return self.record(handle, "finished", None, empty, kind)
-        if handle._queued is not None:
+        if kind == QUEUED:
             return self.record(handle, "waiting_for_slot", None, empty, None)
         wrapper: Any = None if task is None else task.coro
         if wrapper is None and self.runs_here(handle):
@@ -763,7 +782,7 @@ class _Snapshotter:
             # Inside spawn() (a task_spawned hook): it is about to join the queue.
             return self.record(handle, "waiting_for_slot", None, empty, None)
         state: SnapshotState
-        if handle._aborted:
+        if handle._flags & ABORTED:
             state = "aborting"
             started = None if unstepped or kind == RATE_TURN else started or handle._spawned
         elif kind == RATE_TURN or (due and engine._rate is not None):
@@ -805,7 +824,7 @@ class _Snapshotter:
             waiting_on=None if chain.primitive is None else _describe_primitive(chain.primitive),
             thread_stack=thread_stack,
             outcome=None if kind is None else _KIND_NAMES.get(kind),
-            detached=handle._detached,
+            detached=bool(handle._flags & DETACHED),
             sets=sets,
         )
 
@@ -862,7 +881,7 @@ def _finished(engine: Engine[Any]) -> list[tuple[JoinHandle[Any], int]]:
     found = [(outcome._handle, outcome._kind) for outcome in tuple(engine._front)]
     state = getattr(getattr(engine, "_receive", None), "_state", None)
     buffer: tuple[JoinHandle[Any], ...] = tuple(getattr(state, "buffer", ()))
-    found += [(handle, handle._kind) for handle in buffer if not handle._detached]
+    found += [(handle, handle._kind) for handle in buffer if not handle._flags & DETACHED]
     return [(handle, kind) for handle, kind in found if kind in _KIND_NAMES]
 
 

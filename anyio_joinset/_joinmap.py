@@ -31,7 +31,7 @@ from ._engine import Engine
 from ._feed import feed
 from ._joinset import JoinSet, JoinSetStats
 from ._offload import future_call, process_call, submit_call, thread_call
-from ._outcome import HANDED_OUT, Outcome
+from ._outcome import DETACHED, HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
@@ -334,7 +334,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         # _pop's common case, inline (nothing put back, nobody else waiting), as
         # in JoinSet.join_next.
         handle = self._pull()
-        while handle._detached:
+        while handle._flags & DETACHED:
             handle = self._pull()  # a task replaced after it finished: skipped
         self._nready -= 1
         self._pending -= 1

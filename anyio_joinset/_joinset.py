@@ -21,7 +21,7 @@ from ._calling import CO_COROUTINE, check_flag
 from ._engine import NO_KEY, Engine
 from ._feed import feed
 from ._offload import future_call, process_call, submit_call, thread_call
-from ._outcome import HANDED_OUT, Outcome
+from ._outcome import DETACHED, HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
@@ -472,7 +472,7 @@ class JoinSet(Engine[T]):
             return self._pop()
         # _pop's common case, inline (nothing put back, nobody else waiting).
         handle = self._pull()
-        while handle._detached:
+        while handle._flags & DETACHED:
             handle = self._pull()  # a task detached after it finished: skipped
         self._nready -= 1
         self._pending -= 1

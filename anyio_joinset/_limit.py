@@ -1,12 +1,13 @@
 # Limit (API.md S14)
 # ------------------
 # Under ``limit=n``, a spawn beyond n running tasks keeps its coroutine and a
-# copy of its ``contextvars`` context on its handle, in ``_queue`` (spawn
-# order). A finishing task starts the next ones while there is room and the set
-# is open. Aborting a waiting task is O(1): it ends at once and stays in the
-# deque as a finished handle that ``freed`` skips (and that a compaction drops
-# once they outnumber the waiting ones), so aborting n waiting tasks one by one
-# costs O(n) in all (a ``deque.remove`` each would be O(n^2)).
+# copy of its ``contextvars`` context on its handle (kind QUEUED, the pair in
+# ``_payload``), in ``_queue`` (spawn order). A finishing task starts the next
+# ones while there is room and the set is open. Aborting a waiting task is
+# O(1): it ends at once and stays in the deque as a finished handle that
+# ``freed`` skips (and that a compaction drops once they outnumber the waiting
+# ones), so aborting n waiting tasks one by one costs O(n) in all (a
+# ``deque.remove`` each would be O(n^2)).
 # ``wait_for_capacity`` waits on an Event that is set when running + waiting
 # drops below n; with ``rate`` it checks the slot again after the rate turn
 # (the engine's ``_wait_for_capacity``), since another producer may have taken
@@ -18,10 +19,11 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, final
 
 from anyio import Event
 
+from ._outcome import QUEUED, UNFINISHED
 from ._states import SHUTTING
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from ._handle import JoinHandle
 
 T = TypeVar("T")
+_Queued: TypeAlias = tuple[Coroutine[Any, Any, T], Context]  # a waiting task's _payload
 
 
 @final
@@ -52,7 +55,8 @@ class Slots(Generic[T]):
         return running + self.waiting < self.limit
 
     def queue(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context) -> None:
-        handle._queued = (coro, context)
+        handle._kind = QUEUED
+        handle._payload = (coro, context)
         self._queue.append(handle)
         self.waiting += 1
 
@@ -64,14 +68,13 @@ class Slots(Generic[T]):
             queue = self._queue
             while self.waiting and engine._running < self.limit:
                 handle = queue.popleft()
-                if handle._done:
+                if handle._kind != QUEUED:
                     continue  # aborted while it waited
                 self.waiting -= 1
-                queued = handle._queued
-                assert queued is not None  # noqa: S101
-                handle._queued = None
-                handle._started = time.monotonic()  # after its wait, for a snapshot
-                engine._start(handle, *queued)
+                coro, context = cast("_Queued[T]", handle._payload)
+                handle._kind = UNFINISHED
+                handle._payload = time.monotonic()  # its start time, for a snapshot
+                engine._start(handle, coro, context)
         if self._capacity is not None:
             self.notify(engine._running)
 
@@ -82,9 +85,9 @@ class Slots(Generic[T]):
 
     def abort(self, engine: Engine[T], handle: JoinHandle[T]) -> None:
         """End one waiting task without running it, in O(1) (S7)."""
-        queued = handle._queued
-        assert queued is not None  # noqa: S101
-        handle._queued = None
+        coro = cast("_Queued[T]", handle._payload)[0]
+        handle._kind = UNFINISHED
+        handle._payload = None
         self.waiting -= 1
         queue = self._queue
         if not self.waiting:
@@ -92,8 +95,8 @@ class Slots(Generic[T]):
         elif len(queue) > 2 * self.waiting + 64:
             # Mostly aborted handles: drop them, so memory follows the waiting
             # tasks. O(len) once per len/2 aborts: still O(1) per abort.
-            self._queue = deque(h for h in queue if h._queued is not None)
-        engine._end_unstarted(handle, queued[0])
+            self._queue = deque(h for h in queue if h._kind == QUEUED)
+        engine._end_unstarted(handle, coro)
         self.notify(engine._running)
 
     def abort_all(self, engine: Engine[T]) -> None:
@@ -101,10 +104,11 @@ class Slots(Generic[T]):
         queue, self._queue = self._queue, deque()
         self.waiting = 0
         for handle in queue:
-            queued = handle._queued
-            if queued is not None:
-                handle._queued = None
-                engine._end_unstarted(handle, queued[0])
+            if handle._kind == QUEUED:
+                coro = cast("_Queued[T]", handle._payload)[0]
+                handle._kind = UNFINISHED
+                handle._payload = None
+                engine._end_unstarted(handle, coro)
         self.notify(engine._running)
 
     def clear(self) -> None:

@@ -16,12 +16,20 @@ T_co = TypeVar("T_co", covariant=True)
 SUCCEEDED = 0
 FAILED = 1
 CANCELLED = 2
-# A handle's ``_kind`` before and after: not finished, waiting for its rate turn
-# (S18), and handed out (its Outcome holds the rest).
-UNFINISHED = -1
-RATE_TURN = -2
-HANDED_OUT = 3
+# A handle's ``_kind`` before and after. Before: finished, its kind about to be
+# recorded (what an instrument's task_finished sees); running; waiting for its
+# rate turn (S18); waiting for a slot (S14). Its task has finished once the kind
+# is FINISHING or more (``JoinHandle.done()``).
+FINISHING = -1
+UNFINISHED = -2
+RATE_TURN = -3
+QUEUED = -4
+HANDED_OUT = 3  # its Outcome holds the rest
 LOST = 4  # ended by an uncaptured BaseException (S6): never an outcome
+# A handle's ``_flags``: aborted (S7); detached, its outcome never handed out
+# (replaced in a JoinMap, S16, or detached, S22).
+ABORTED = 1
+DETACHED = 2
 
 
 @final

@@ -193,7 +193,7 @@ async def wait(handle: JoinHandle[Any]) -> None:
     engine = handle._owner
     engine._check_thread("wait()")
     await checkpoint()
-    if handle._done:
+    if handle.done():
         return
     event = engine._watched.get(handle)
     if event is None:

@@ -233,9 +233,11 @@ async def test_a_thread_task_shows_its_worker_thread() -> None:
 
     async with JoinSet[None]() as js:
         js.spawn_thread(blocking)
-        await anyio.to_thread.run_sync(entered.wait)
-        (task,) = js.snapshot().tasks
-        release.set()
+        try:  # a failure here must fail the test, not leave the thread blocked
+            await anyio.to_thread.run_sync(entered.wait)
+            (task,) = js.snapshot().tasks
+        finally:
+            release.set()
     outermost = task.thread_stack[0]
     expected = nested("test_a_thread_task_shows_its_worker_thread.<locals>.blocking")
     assert outermost.function == expected
@@ -257,9 +259,11 @@ async def test_a_task_in_its_own_to_thread_call_shows_the_thread() -> None:
 
     async with JoinSet[None]() as js:
         js.spawn(offloads)
-        await anyio.to_thread.run_sync(entered.wait)
-        (task,) = js.snapshot().tasks
-        release.set()
+        try:
+            await anyio.to_thread.run_sync(entered.wait)
+            (task,) = js.snapshot().tasks
+        finally:
+            release.set()
     outermost = task.thread_stack[0]
     assert outermost.function.endswith(nested("<locals>.blocking"))
     assert outermost.line == line_of(blocking, "in-own-thread")
@@ -275,11 +279,13 @@ async def test_a_thread_task_in_c_code_shows_the_function() -> None:
     blocker.acquire()
     async with JoinSet[bool]() as js:
         js.spawn_thread(blocker.acquire)
-        # Only a thread inside the function holds its (func, args): poll for it.
-        while not (found := js.snapshot().tasks[0].thread_stack):
-            await anyio.lowlevel.checkpoint()
-        text = js.snapshot().format()
-        blocker.release()
+        try:
+            # Only a thread inside the function holds its (func, args): poll for it.
+            while not (found := js.snapshot().tasks[0].thread_stack):
+                await anyio.lowlevel.checkpoint()
+            text = js.snapshot().format()
+        finally:
+            blocker.release()
     assert found == (anyio_joinset.StackFrame("lock.acquire", "<C function>", 0, ""),)
     assert "    in its worker thread:\n        lock.acquire (<C function>:0)" in text
 

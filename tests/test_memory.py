@@ -41,7 +41,10 @@ async def test_no_reference_cycles_per_task() -> None:
 
 
 async def test_joined_outcome_is_released_at_once() -> None:
-    """A joined outcome, its handle and its value are freed once the caller drops them."""
+    """A joined outcome and its value are freed once the caller drops them; its
+    handle (which no longer holds the value) once the set drops finished handles,
+    which it does when they outnumber the others (issue 17: a list of the tasks,
+    8 bytes each, in place of a dict, 50)."""
 
     class Value:
         pass
@@ -62,7 +65,29 @@ async def test_joined_outcome_is_released_at_once() -> None:
         value_ref = weakref.ref(outcome.result())
         del outcome
         assert value_ref() is None
+        # Finished handles are dropped in one pass once they outnumber the tasks
+        # still alive (and are more than 32): memory follows the tasks alive.
+        later = [weakref.ref(js.spawn(make)) for _ in range(40)]
+        await anyio.wait_all_tasks_blocked()
+        while js.try_join_next() is not None:
+            pass
         assert handle_ref() is None
+        assert sum(ref() is not None for ref in later) <= 33
+        gate.release.set()
+
+
+async def test_finished_handles_stay_few_in_a_long_lived_set() -> None:
+    """With a few tasks alive, 2,000 spawned and joined one by one leave at most
+    a few dozen finished handles kept by the set: memory is O(live tasks)."""
+    gate = Gate()
+    refs: list[weakref.ref[object]] = []
+    async with JoinSet[object]() as js:
+        for _ in range(3):
+            js.spawn(gate.wait)
+        for _ in range(2_000):
+            refs.append(weakref.ref(js.spawn(anyio.lowlevel.checkpoint)))
+            assert await js.join_next() is not None  # that one: the others wait
+        assert sum(ref() is not None for ref in refs) <= 33
         gate.release.set()
 
 
