@@ -126,7 +126,7 @@ class JoinHandle(Generic[T]):
         if kind == HANDED_OUT:
             return TaskState.HANDED_OUT
         if kind >= FINISHING:
-            return TaskState.DETACHED if self._flags & DETACHED else TaskState.FINISHED
+            return TaskState.DETACHED if self._flags >= DETACHED else TaskState.FINISHED
         if kind == RATE_TURN:
             return TaskState.RATE_TURN
         if kind == QUEUED:

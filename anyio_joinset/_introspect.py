@@ -824,7 +824,7 @@ class _Snapshotter:
             waiting_on=None if chain.primitive is None else _describe_primitive(chain.primitive),
             thread_stack=thread_stack,
             outcome=None if kind is None else _KIND_NAMES.get(kind),
-            detached=bool(handle._flags & DETACHED),
+            detached=handle._flags >= DETACHED,
             sets=sets,
         )
 
@@ -881,7 +881,7 @@ def _finished(engine: Engine[Any]) -> list[tuple[JoinHandle[Any], int]]:
     found = [(outcome._handle, outcome._kind) for outcome in tuple(engine._front)]
     state = getattr(getattr(engine, "_receive", None), "_state", None)
     buffer: tuple[JoinHandle[Any], ...] = tuple(getattr(state, "buffer", ()))
-    found += [(handle, handle._kind) for handle in buffer if not handle._flags & DETACHED]
+    found += [(handle, handle._kind) for handle in buffer if handle._flags < DETACHED]
     return [(handle, kind) for handle, kind in found if kind in _KIND_NAMES]
 
 

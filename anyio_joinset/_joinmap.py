@@ -334,7 +334,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         # _pop's common case, inline (nothing put back, nobody else waiting), as
         # in JoinSet.join_next.
         handle = self._pull()
-        while handle._flags & DETACHED:
+        while handle._flags >= DETACHED:
             handle = self._pull()  # a task replaced after it finished: skipped
         self._nready -= 1
         self._pending -= 1

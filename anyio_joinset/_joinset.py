@@ -472,7 +472,7 @@ class JoinSet(Engine[T]):
             return self._pop()
         # _pop's common case, inline (nothing put back, nobody else waiting).
         handle = self._pull()
-        while handle._flags & DETACHED:
+        while handle._flags >= DETACHED:
             handle = self._pull()  # a task detached after it finished: skipped
         self._nready -= 1
         self._pending -= 1

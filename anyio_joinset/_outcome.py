@@ -27,7 +27,8 @@ QUEUED = -4
 HANDED_OUT = 3  # its Outcome holds the rest
 LOST = 4  # ended by an uncaptured BaseException (S6): never an outcome
 # A handle's ``_flags``: aborted (S7); detached, its outcome never handed out
-# (replaced in a JoinMap, S16, or detached, S22).
+# (replaced in a JoinMap, S16, or detached, S22). DETACHED is the high bit, so
+# the hot paths test it with ``>=``, which CPython specializes (``&`` it does not).
 ABORTED = 1
 DETACHED = 2
 
