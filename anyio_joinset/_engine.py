@@ -149,6 +149,7 @@ class Engine(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_bodies",
+        "_cancel_seen",
         "_cancelled",
         "_cancelled_exc",
         "_caught",
@@ -267,7 +268,11 @@ class Engine(Generic[T]):
         self._pull = self._receive.receive_nowait
         self._cancelled_exc = get_cancelled_exc_class()
         self._outer_cancelled = _cancelled_check(tg)
-        guard(tg, self)  # asyncio: a native Task.cancel() before a first step (S7)
+        # asyncio: a native Task.cancel() before a first step (S7); and a hint
+        # that lets each task skip the walk up the cancel scopes until a
+        # cancellation has reached the task group (_native.py). Elsewhere (Trio,
+        # whose check is one attribute) every task asks.
+        self._cancel_seen = not guard(tg, self) or self._outer_cancelled()
         self._thread = get_ident()
         self._host = get_current_task().id
         self._state = OPEN
@@ -577,7 +582,8 @@ class Engine(Generic[T]):
         # handed out or discarded.
         # A fresh task's flags are 0: one truth test (CPython has no fast ``&``).
         if (
-            (handle._flags and handle._flags & ABORTED) or self._outer_cancelled()
+            (handle._flags and handle._flags & ABORTED)
+            or (self._cancel_seen and self._outer_cancelled())
         ) and self._never_runs(handle, coro):
             return
         try:

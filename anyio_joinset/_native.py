@@ -57,18 +57,31 @@ _engines: WeakValueDictionary[int, Engine[Any]] = WeakValueDictionary()
 _classes: dict[type[CancelScope], type[CancelScope]] = {}
 
 
-def guard(tg: TaskGroup, engine: Engine[Any]) -> None:
-    """Make ``tg``'s scope hand a task cancelled before its first step to ``engine``."""
+def guard(tg: TaskGroup, engine: Engine[Any]) -> bool:
+    """
+    Make ``tg``'s scope hand a task cancelled before its first step to ``engine``.
+
+    Also: a cancellation delivered to the scope (by its own ``cancel()`` or one
+    of a scope around it, which AnyIO delivers down its child scopes at once)
+    sets ``engine._cancel_seen``, so a task need not walk up the scopes before
+    one has. Returns whether the scope is guarded (else every task walks).
+    """
     scope = tg.cancel_scope
     base = type(scope)
     effectively = getattr(base, "_effectively_cancelled", None)
-    if base.__module__ != _ASYNCIO_BACKEND or not isinstance(effectively, property):
-        return  # Trio has no native cancellation of one task
+    deliver = getattr(base, "_deliver_cancellation", None)
+    if (
+        base.__module__ != _ASYNCIO_BACKEND
+        or not isinstance(effectively, property)
+        or not callable(deliver)
+    ):
+        return False  # Trio has no native cancellation of one task
     guarded = _classes.get(base)
     if guarded is None:
-        guarded = _classes[base] = _guarded(base, effectively)
+        guarded = _classes[base] = _guarded(base, effectively, cast("Callable[..., bool]", deliver))
     scope.__class__ = guarded
     _engines[id(scope)] = engine
+    return True
 
 
 def unguard(tg: TaskGroup) -> None:
@@ -76,8 +89,16 @@ def unguard(tg: TaskGroup) -> None:
     _engines.pop(id(tg.cancel_scope), None)
 
 
-def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope]:
+def _guarded(
+    base: type[CancelScope], effectively: property, deliver: Callable[..., bool]
+) -> type[CancelScope]:
     answer = cast("Callable[[CancelScope], bool]", effectively.fget)
+
+    def _deliver_cancellation(self: CancelScope, *args: object) -> bool:
+        engine = _engines.get(id(self))
+        if engine is not None:
+            engine._cancel_seen = True
+        return deliver(self, *args)
 
     def _effectively_cancelled(self: CancelScope) -> bool:
         # Also asked as an aborted task's own scope exits: the frame's name first,
@@ -95,6 +116,7 @@ def _guarded(base: type[CancelScope], effectively: property) -> type[CancelScope
         "__slots__": (),
         "__module__": __name__,
         "_effectively_cancelled": property(_effectively_cancelled),
+        "_deliver_cancellation": _deliver_cancellation,
     }
     return type(base.__name__, (base,), namespace)
 
