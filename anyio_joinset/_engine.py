@@ -537,12 +537,8 @@ class Engine(Generic[T]):
     def _refused(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """The backend refused to start the task: undo its counting (S3)."""
         self._running -= 1
-        live = self._live
-        # Just appended; a task_spawned hook may have spawned more meanwhile.
-        if live[-1] is handle:
-            live.pop()
-        else:
-            live.remove(handle)
+        handle._kind = LOST  # it never ran: out of every count, and of _live at
+        self._bury()  # its next compaction (a hook may hold the handle: done)
         if self._keys is not None and self._keys.get(handle._key) is handle:
             del self._keys[handle._key]
         if handle._flags < DETACHED:
