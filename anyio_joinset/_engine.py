@@ -566,6 +566,7 @@ class Engine(Generic[T]):
             self._rate.skip()
         coro.close()  # no "never awaited" warning
         self._cancelled += 1
+        handle._payload = None  # it never started: a run time from its spawn (S31)
         self._finish(handle, CANCELLED, None)
 
     async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:  # noqa: C901 - _finish inline
@@ -649,6 +650,8 @@ class Engine(Generic[T]):
         self._caught = None
         kind = _kind_of(exc, self._cancelled_exc)
         if kind == CANCELLED:
+            if handle._kind == RATE_TURN:
+                handle._payload = None  # it never started: a run time from its spawn (S31)
             self._cancelled += 1
             aborted = self._had_aborted(handle)
             self._finish(handle, CANCELLED, None)

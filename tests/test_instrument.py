@@ -25,7 +25,15 @@ from anyio_joinset import (
     snapshot_sets,
 )
 from anyio_joinset.backends import BACKENDS, run
-from helpers import BaseExceptionGroup, ExceptionGroup, Recorder, fail_with, forever, value_of
+from helpers import (
+    BaseExceptionGroup,
+    ExceptionGroup,
+    Gate,
+    Recorder,
+    fail_with,
+    forever,
+    value_of,
+)
 
 
 async def test_every_event_of_a_task_in_order() -> None:
@@ -545,3 +553,38 @@ async def test_a_hook_may_abort_tasks() -> None:
         ("finished", "stopped", "cancelled"),
     ]
     assert rec.events.count(("aborted", "rest")) == 1
+
+
+class RunTimes(Instrument):
+    """Records each task's run time as task_finished reports it (S31)."""
+
+    def __init__(self) -> None:
+        self.run_times: dict[int, float] = {}
+
+    def task_finished(
+        self, joinset: object, handle: JoinHandle[Any], kind: str, run_time: float
+    ) -> None:
+        self.run_times[handle.id] = run_time
+
+
+@pytest.mark.parametrize("rate", [None, (1, 60.0)])
+async def test_run_time_of_a_task_aborted_after_its_slot_counts_from_its_spawn(
+    rate: tuple[int, float] | None,
+) -> None:
+    """S31: a task given a slot (and, under rate, waiting for its turn) but aborted
+    before its body ran never started: its run time counts from its spawn."""
+    gate = Gate()
+    times = RunTimes()
+    async with JoinSet[object](limit=1, rate=rate) as js:
+        js.add_instrument(times)
+        js.spawn(gate.wait)  # takes the slot (and the first rate turn)
+        later = js.spawn(value_of, 1)
+        await anyio.sleep(0.05)  # time to count: at least this since its spawn
+        gate.release.set()
+        first = await js.join_next()
+        assert first is not None
+        later.abort()  # it has the slot now; its body has not run
+        last = await js.join_next()
+        assert last is not None
+        assert last.cancelled()
+    assert times.run_times[later.id] >= 0.05
