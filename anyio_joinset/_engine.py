@@ -756,10 +756,14 @@ class Engine(Generic[T]):
     def _compact(self) -> None:
         # A new list, not one changed in place: a snapshot from another thread
         # may be copying the old one (S28).
-        live = [handle for handle in self._live if handle._kind < FINISHING]
+        live = self._unfinished()
         self._live = live
         self._dead = 0
         self._compact_at = max(_COMPACT_MIN, len(live))
+
+    def _unfinished(self) -> list[JoinHandle[T]]:
+        """The tasks of ``_live`` that have not finished, in spawn order."""
+        return [handle for handle in self._live if handle._kind < FINISHING]
 
     def _ended(self, handle: JoinHandle[T]) -> None:
         handle._kind = LOST
@@ -992,7 +996,7 @@ class Engine(Generic[T]):
 
     def _detach_all(self) -> None:
         """Detach every task and drop every ready outcome: ``len`` is 0 (S22)."""
-        for handle in [handle for handle in self._live if handle._kind < FINISHING]:
+        for handle in self._unfinished():
             self._detach(handle)
         self._pending -= self._drop_ready()
         if self._keys is not None:
@@ -1091,7 +1095,7 @@ class Engine(Generic[T]):
     def _abort_all(self) -> None:
         if self._slots is not None:
             self._slots.abort_all(self)
-        for handle in [handle for handle in self._live if handle._kind < FINISHING]:
+        for handle in self._unfinished():
             self._abort(handle)
 
     def _end_unstarted(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:

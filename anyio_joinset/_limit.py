@@ -71,8 +71,7 @@ class Slots(Generic[T]):
                 if handle._kind != QUEUED:
                     continue  # aborted while it waited
                 self.waiting -= 1
-                coro, context = cast("_Queued[T]", handle._payload)
-                handle._kind = UNFINISHED
+                coro, context = _unqueue(handle)
                 handle._payload = time.monotonic()  # its start time, for a snapshot
                 engine._start(handle, coro, context)
         if self._capacity is not None:
@@ -85,9 +84,7 @@ class Slots(Generic[T]):
 
     def abort(self, engine: Engine[T], handle: JoinHandle[T]) -> None:
         """End one waiting task without running it, in O(1) (S7)."""
-        coro = cast("_Queued[T]", handle._payload)[0]
-        handle._kind = UNFINISHED
-        handle._payload = None
+        coro = _unqueue(handle)[0]
         self.waiting -= 1
         queue = self._queue
         if not self.waiting:
@@ -105,10 +102,7 @@ class Slots(Generic[T]):
         self.waiting = 0
         for handle in queue:
             if handle._kind == QUEUED:
-                coro = cast("_Queued[T]", handle._payload)[0]
-                handle._kind = UNFINISHED
-                handle._payload = None
-                engine._end_unstarted(handle, coro)
+                engine._end_unstarted(handle, _unqueue(handle)[0])
         self.notify(engine._running)
 
     def clear(self) -> None:
@@ -126,3 +120,11 @@ class Slots(Generic[T]):
             if self._capacity is None:
                 self._capacity = Event()
             await self._capacity.wait()
+
+
+def _unqueue(handle: JoinHandle[T]) -> _Queued[T]:
+    """Take a waiting task's coroutine and context off its handle: it no longer waits."""
+    queued = cast("_Queued[T]", handle._payload)
+    handle._kind = UNFINISHED
+    handle._payload = None
+    return queued
