@@ -149,9 +149,28 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return name + ("+eager" if eager is not None and factory is eager else "")
 
 
+if sys.version_info < (3, 12):
+
+    def _registered() -> list[tuple[ref[Engine[Any]], _Entry]]:
+        # Before 3.12 an allocation may run a collection on the spot, and the
+        # collection a weak reference's callback (_forget) or another thread,
+        # which change the registry while list() reads it: read it again.
+        while True:
+            try:
+                return list(_registry.items())
+            except RuntimeError:  # noqa: PERF203 - "dictionary changed size during iteration"
+                continue
+
+else:
+
+    def _registered() -> list[tuple[ref[Engine[Any]], _Entry]]:
+        # Collections run between bytecodes, never inside this one C call.
+        return list(_registry.items())
+
+
 def live_engines() -> list[Engine[Any]]:
     """Every set of the process that is open now, in the order they were entered."""
-    items = list(_registry.items())  # one C call: safe from another thread
+    items = _registered()
     items.sort(key=lambda item: item[1].serial)
     engines = [engine() for engine, _ in items]
     return [engine for engine in engines if engine is not None and engine._state < _CLOSED]

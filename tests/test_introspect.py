@@ -35,6 +35,7 @@ from anyio_joinset import (
     dump_sets,
     snapshot_sets,
 )
+from anyio_joinset._introspect import live_engines
 from anyio_joinset.backends import BACKENDS as LOOP_NAMES
 from helpers import forever, unwind_after, value_of
 
@@ -288,6 +289,53 @@ async def test_a_thread_task_in_c_code_shows_the_function() -> None:
             blocker.release()
     assert found == (anyio_joinset.StackFrame("lock.acquire", "<C function>", 0, ""),)
     assert "    in its worker thread:\n        lock.acquire (<C function>:0)" in text
+
+
+async def test_a_snapshot_while_the_collector_frees_sets() -> None:
+    """
+    S28/S29: a set freed while a snapshot reads the registry never breaks it.
+
+    A set leaves the registry from a weak reference's callback when it is
+    freed, which can happen in the middle of reading it: a collection runs the
+    collector's callbacks, and frees whatever they drop. Here a collector
+    callback drops one closed set at each collection while the registry is
+    read, with a collection every other allocation (and no free list to spare
+    one: a full collection empties them). It once failed with "dictionary
+    changed size during iteration" in a full run of the suite (Python 3.11).
+    """
+    holder: list[object] = []
+    for _ in range(8):
+        async with JoinSet[None]() as dead:
+            pass
+        holder.append(dead)
+    del dead
+    dropped = 0
+
+    def drop(phase: str, _info: dict[str, int]) -> None:
+        nonlocal dropped
+        if phase == "start" and holder and sys._getframe(1).f_code.co_name == "live_engines":
+            holder.pop()  # a set freed, and out of the registry
+            dropped += 1
+
+    async with JoinSet[None]() as js:
+        js.spawn(forever)
+        await anyio.wait_all_tasks_blocked()
+        threshold = gc.get_threshold()
+        gc.collect()
+        gc.set_threshold(1)
+        gc.callbacks.append(drop)
+        try:
+            engines = live_engines()
+            mine = [s for s in snapshot_sets() if s.tasks]
+        finally:
+            gc.callbacks.remove(drop)
+            gc.set_threshold(*threshold)
+        # Sets were freed while the registry was read (before 3.12, in the middle
+        # of reading it; from 3.12 on, collections wait for a bytecode's end).
+        assert dropped >= 1
+        assert js in engines
+        assert [len(s.tasks) for s in mine] == [1]
+        js.abort_all()
 
 
 async def test_sets_nest_under_the_task_that_entered_them() -> None:
