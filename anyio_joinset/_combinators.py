@@ -56,14 +56,14 @@ def _shutting(engine: Engine[Any]) -> Generator[None, None, None]:
     """
     engine._draining += 1
     if engine._state == OPEN:
-        engine._state = SHUTTING
+        engine._set_state(SHUTTING)
     try:
         engine._stop_feeding()
         yield
     finally:
         engine._draining -= 1
         if not engine._draining and engine._state == SHUTTING:
-            engine._state = OPEN
+            engine._set_state(OPEN)
 
 
 async def _drain(engine: Engine[T], into: list[Outcome[T]] | None) -> None:

@@ -72,7 +72,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Context, copy_context
-from threading import get_ident
+from threading import Lock, get_ident
 from traceback import format_exception_only
 from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
@@ -105,6 +105,7 @@ from ._outcome import (
     SUCCEEDED,
     UNFINISHED,
     Outcome,
+    outcome_of,
 )
 from ._rate import parse_rate
 from ._states import CLOSED, CLOSING, NEW, OPEN, SHUTTING
@@ -136,8 +137,8 @@ logger = logging.getLogger("anyio_joinset")
 
 _now = time.monotonic
 _exc_info = sys.exc_info
-_new = object.__new__
 _MISSING: Any = object()
+_PLAN_LOCK = Lock()  # see _replan
 _COMPACT_MIN = 32  # finished handles _live may keep before its first compaction
 _SPAWN_TIME_SHARED = 0.001  # seconds: spawns this close share one spawn time
 NO_KEY: Any = object()  # the key of a task spawned into a JoinSet
@@ -169,6 +170,7 @@ class Engine(Generic[T]):
         "_nready",
         "_outer_cancelled",
         "_pending",
+        "_plain",
         "_pull",
         "_push",
         "_rate",
@@ -245,6 +247,10 @@ class Engine(Generic[T]):
         self._thread: int | None = None
         self._host: object = None
         self._hooks: Hooks | None = None  # the instruments (_instrument.py), if any
+        # Open, with no limit, no rate and no instrument: a task's path skips
+        # every one of them in one test (_add, _run). Once open, _state and
+        # _hooks change only through _set_state and _set_hooks, which keep it true.
+        self._plain = False
         # When the set last went from no ready outcome to one (S30): since then it
         # has always had one, so nobody has emptied it for that long.
         self._ready_since = 0.0
@@ -275,7 +281,7 @@ class Engine(Generic[T]):
         self._cancel_seen = not guard(tg, self) or self._outer_cancelled()
         self._thread = get_ident()
         self._host = get_current_task().id
-        self._state = OPEN
+        self._set_state(OPEN)
         register(self)  # in the weak registry of open sets (_introspect.py)
         return self
 
@@ -297,7 +303,7 @@ class Engine(Generic[T]):
                 f"leave its async with block in that task."
             )
             raise RuntimeError(msg)
-        self._state = CLOSING
+        self._set_state(CLOSING)
         self._stop_feeding()
         self._abort_all()
         # The task group only needs to see a cancellation (so its scope can
@@ -340,7 +346,7 @@ class Engine(Generic[T]):
             self._close()
 
     def _close(self) -> None:
-        self._state = CLOSED
+        self._set_state(CLOSED)
         unguard(self._tg)
         self._pending = 0
         self._live = []
@@ -416,7 +422,7 @@ class Engine(Generic[T]):
             close_coroutines(*args)  # passed by mistake: no "never awaited" warning
             raise
 
-    def _add(  # noqa: C901, PLR0912, PLR0915 - the per-task hot path, inline
+    def _add(  # noqa: C901 - the per-task hot path, inline
         self,
         coro: Coroutine[Any, Any, T],
         name: str,
@@ -438,19 +444,22 @@ class Engine(Generic[T]):
         keys = self._keys
         old: JoinHandle[T] | None = None
         if keys is not None and status is None:
-            # Taken out, so the new key object is stored below (S16). pop() does
-            # not hash the key in an empty dict, get() does: an unhashable key
-            # fails here, before anything changed.
+            # A key's old task is taken out, so the new key object is stored
+            # below (S16). ``in`` hashes the key even in an empty dict: an
+            # unhashable key fails here, before anything changed. ``in`` and not
+            # get() or pop(): an operator, not a method call (once per task).
             try:
-                old = keys.pop(key, None) if keys else keys.get(key)
-                if old is None and self._holding:
+                if key in keys:
+                    old = keys.pop(key)
+                elif self._holding:
                     self._replace_held(key)
             except BaseException:
                 coro.close()  # no "never awaited" warning
                 raise
         self._next_id += 1
-        # JoinHandle.__init__, inline: a call less, and this runs once per task.
-        handle: JoinHandle[T] = _new(JoinHandle)  # pyright: ignore[reportUnknownVariableType]
+        # JoinHandle has no __init__: its slots are set here (the cheapest way to
+        # make one), as this runs once per task.
+        handle: JoinHandle[T] = JoinHandle()
         handle._owner = self
         handle._id = self._next_id
         handle._name = name
@@ -468,19 +477,13 @@ class Engine(Generic[T]):
             self._last_spawned = spawned
         handle._spawned = spawned
         self._live.append(handle)
-        if self._hooks is not None:
-            self._hooks.spawned(self, handle)
-        if status is None:
-            self._pending += 1
-            if keys is not None:
-                keys[key] = handle  # the new key object, even under an equal key (S16)
-        else:
-            handle._flags |= DETACHED
-            handle._status = status
-            status._handle = handle
         try:
-            if self._slots is None and self._rate is None and self._state == OPEN:
-                # _launch's and _start's common case, inline: this runs once per task.
+            if self._plain and status is None:
+                # The common case (no limit, rate or instrument; not start()), inline
+                # with _launch's and _start's: this runs once per task.
+                self._pending += 1
+                if keys is not None:
+                    keys[key] = handle  # the new key object, even under an equal key (S16)
                 self._running += 1
                 wrapper = self._run(handle, coro)
                 try:
@@ -490,13 +493,50 @@ class Engine(Generic[T]):
                     self._refused(handle, coro)
                     raise
             else:
-                self._launch(handle, coro)
+                self._add_other(handle, coro, status)
         except BaseException:
             self._unadd(old)
             raise
         if old is not None:
             self._retire(old)
         return handle
+
+    def _add_other(
+        self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], status: TaskStatus[Any] | None
+    ) -> None:
+        """``_add`` with an instrument, a limit, a rate, ``start()``, or not open."""
+        if self._hooks is not None:
+            self._hooks.spawned(self, handle)
+        if status is None:
+            self._pending += 1
+            if self._keys is not None:
+                self._keys[handle._key] = handle  # as in _add (S16)
+        else:
+            handle._flags |= DETACHED
+            handle._status = status
+            status._handle = handle
+        self._launch(handle, coro)
+
+    def _set_state(self, state: int) -> None:
+        with _PLAN_LOCK:
+            self._state = state
+            self._replan()
+
+    def _set_hooks(self, hooks: Hooks | None) -> None:
+        """Give the set its instruments (_instrument.py); any thread may call it (S31)."""
+        with _PLAN_LOCK:
+            self._hooks = hooks
+            self._replan()
+
+    def _replan(self) -> None:
+        # Under _PLAN_LOCK: add_instrument() may run on another thread while the
+        # loop's thread changes _state, and _plain must see both changes.
+        self._plain = (
+            self._state == OPEN
+            and self._hooks is None
+            and self._slots is None
+            and self._rate is None
+        )
 
     def _unadd(self, old: JoinHandle[T] | None) -> None:
         """The backend refused ``_add``'s task: as if never spawned, ``old`` kept (S3)."""
@@ -523,13 +563,13 @@ class Engine(Generic[T]):
     ) -> None:
         self._running += 1
         if self._rate is not None:
-            self._rate.expect()  # so wait_for_capacity waits for its turn (S18)
+            self._rate.expect(handle)  # it joins the line of rate turns (S18)
         wrapper = self._run(handle, coro)
         try:
             handle._task = self._tg.create_task(wrapper, name=handle._name, context=context)
         except BaseException:
             if self._rate is not None:
-                self._rate.skip()  # the wrapper never ran
+                self._rate.skip(handle)  # the wrapper never ran
             wrapper.close()
             self._refused(handle, coro)
             raise
@@ -563,13 +603,13 @@ class Engine(Generic[T]):
     def _ends_unrun(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """A started task whose body never ran ends cancelled (S7): no rate turn owed."""
         if self._rate is not None:
-            self._rate.skip()
+            self._rate.skip(handle)
         coro.close()  # no "never awaited" warning
         self._cancelled += 1
         handle._payload = None  # it never started: a run time from its spawn (S31)
         self._finish(handle, CANCELLED, None)
 
-    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:  # noqa: C901 - _finish inline
+    async def _run(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:  # noqa: C901, PLR0912 - _finish inline
         # The task wrapper: record however ``coro`` ends on its handle (kind and
         # value or exception) and push the handle into the stream. No local
         # variable holds an exception past its ``except`` block: a failure's
@@ -584,13 +624,14 @@ class Engine(Generic[T]):
         ) and self._never_runs(handle, coro):
             return
         try:
-            if self._rate is not None:
-                handle._kind = RATE_TURN
-                await self._rate.wait_turn()
-                handle._kind = UNFINISHED
-                handle._payload = _now()  # its start time (see JoinHandle)
-            if self._hooks is not None:
-                self._hooks.started(self, handle)
+            if not self._plain:
+                if self._rate is not None:
+                    handle._kind = RATE_TURN
+                    await self._rate.wait_turn(handle)
+                    handle._kind = UNFINISHED
+                    handle._payload = _now()  # its start time (see JoinHandle)
+                if self._hooks is not None:
+                    self._hooks.started(self, handle)
             value = await coro
         # The handlers hand the exception over in ``_caught`` and call with one
         # argument: the wrapper's frame is part of every task's coroutine, and
@@ -604,12 +645,7 @@ class Engine(Generic[T]):
             if self._ended_by_base(handle):
                 raise
         else:
-            if (
-                self._hooks is None
-                and self._slots is None
-                and self._state != CLOSED
-                and handle._flags < DETACHED
-            ):
+            if self._plain and handle._flags < DETACHED:
                 # _finish's common case, inline: this runs once per task.
                 handle._kind = SUCCEEDED
                 handle._task = None
@@ -781,7 +817,7 @@ class Engine(Generic[T]):
             status._ended(kind, payload)  # start() raises it (S21)
         elif kind == FAILED:
             # Replaced (S16), detached (S22), or after the block: logged (S13).
-            log_failures([Outcome(handle, kind, payload)])
+            log_failures([outcome_of(handle, kind, payload)])
         if self._watched:
             self._notify(handle)
 
@@ -861,7 +897,7 @@ class Engine(Generic[T]):
             handle = self._pull()
             while handle._flags >= DETACHED:
                 handle = self._pull()  # see _take
-            outcome = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+            outcome = Outcome()
             outcome._handle = handle
             outcome._kind = handle._kind
             outcome._payload = handle._payload
@@ -1022,9 +1058,9 @@ class Engine(Generic[T]):
             handle = self._take()
             handle._flags |= DETACHED
             if self._hooks is not None:  # leaves the set, discarded (S31)
-                self._hooks.handed_out(self, Outcome(handle, handle._kind, handle._payload))
+                self._hooks.handed_out(self, outcome_of(handle, handle._kind, handle._payload))
             if handle._kind == FAILED:
-                failures.append(Outcome(handle, FAILED, handle._payload))
+                failures.append(outcome_of(handle, FAILED, handle._payload))
             handle._payload = None
             dropped += 1
         log_failures(failures)
@@ -1057,7 +1093,7 @@ class Engine(Generic[T]):
                 self._front.remove(outcome)
                 discard(outcome)
                 return
-        outcome = Outcome(old, old._kind, old._payload)
+        outcome = outcome_of(old, old._kind, old._payload)
         old._payload = None
         if self._hooks is not None:  # leaves the set, discarded (S31)
             self._hooks.handed_out(self, outcome)

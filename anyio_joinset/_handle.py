@@ -110,12 +110,13 @@ class JoinHandle(Generic[T]):
         return bool(self._flags & ABORTED)
 
     @property
-    def state(self) -> TaskState:
+    def state(self) -> TaskState:  # noqa: PLR0911 - one return per state
         """
         Where the task is in its life (S23): a snapshot, cheap, never a checkpoint.
 
         `TaskState.WAITING` for a slot under ``limit``, `TaskState.RATE_TURN`
-        waiting for its start turn under ``rate``, `TaskState.RUNNING`,
+        waiting for its start turn under ``rate`` (from its spawn, or its slot,
+        until its turn), `TaskState.RUNNING`,
         `TaskState.FINISHED` (its outcome not handed out yet),
         `TaskState.HANDED_OUT`, or `TaskState.DETACHED` (finished, and its outcome
         never kept: `detach`, or a JoinMap task replaced under its key). An
@@ -131,14 +132,18 @@ class JoinHandle(Generic[T]):
             return TaskState.RATE_TURN
         if kind == QUEUED:
             return TaskState.WAITING
+        rate = self._owner._rate
+        if rate is not None and rate.waiting(self):
+            return TaskState.RATE_TURN  # started, not run by the event loop yet
         if self._task is not None or self._payload is not None:
             return TaskState.RUNNING
         # No task yet: inside spawn() (a task_spawned hook), or a slot just freed
-        # for it. Waiting if it is about to join the limit's queue, as a snapshot
-        # reads it (S28).
+        # for it. Waiting if it is about to join the limit's queue, or the line
+        # of rate turns, as a snapshot reads it (S28).
         slots = self._owner._slots
-        no_room = slots is not None and not slots.has_room(self._owner._running)
-        return TaskState.WAITING if no_room else TaskState.RUNNING
+        if slots is not None and not slots.has_room(self._owner._running):
+            return TaskState.WAITING
+        return TaskState.RUNNING if rate is None else TaskState.RATE_TURN
 
     @property
     def start_value(self) -> object:

@@ -216,7 +216,7 @@ def _drop(engine: Engine[Any], instrument: object) -> None:
 def refresh(engine: Engine[Any]) -> None:
     """Rebuild ``engine._hooks`` from its own and the process-wide instruments."""
     instruments = _unique([*_global, *_local.get(engine, ())])
-    engine._hooks = Hooks(instruments) if instruments else None
+    engine._set_hooks(Hooks(instruments) if instruments else None)
 
 
 def refresh_all() -> None:

@@ -35,8 +35,6 @@ from ._outcome import DETACHED, HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
-_new = object.__new__  # Outcome.__init__, inline in join_next
-
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
     from typing_extensions import TypeVar
@@ -340,7 +338,7 @@ class JoinMap(Engine[T], Generic[K, T]):
         self._pending -= 1
         key: Any = handle._key  # no cast(): a call, and this runs once per task
         del self._keys[key]  # type: ignore[union-attr]  # pyright: ignore[reportOptionalSubscript]
-        outcome: Outcome[T] = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+        outcome: Outcome[T] = Outcome()
         outcome._handle = handle
         outcome._kind = handle._kind
         outcome._payload = handle._payload

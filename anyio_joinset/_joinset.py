@@ -25,8 +25,6 @@ from ._outcome import DETACHED, HANDED_OUT, Outcome
 from ._states import CLOSED, OPEN
 from ._taskgroup import face_of
 
-_new = object.__new__  # Outcome.__init__, inline in join_next
-
 # PEP 696 type parameter defaults: typing has them from 3.13 on.
 if sys.version_info < (3, 13):
     from typing_extensions import TypeVar
@@ -476,7 +474,7 @@ class JoinSet(Engine[T]):
             handle = self._pull()  # a task detached after it finished: skipped
         self._nready -= 1
         self._pending -= 1
-        outcome: Outcome[T] = _new(Outcome)  # pyright: ignore[reportUnknownVariableType]
+        outcome: Outcome[T] = Outcome()
         outcome._handle = handle
         outcome._kind = handle._kind
         outcome._payload = handle._payload

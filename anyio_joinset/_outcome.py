@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 # Covariant: an Outcome only hands its value out, so an Outcome[int] is an
 # Outcome[object] (a function that logs any outcome takes Outcome[object]).
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 # How a task ended; an int is the cheapest immutable tag to store per outcome.
@@ -46,13 +47,15 @@ class Outcome(Generic[T_co]):
 
     # The task's handle (for its id, name and key) rather than copies: one
     # argument less to pass for every task. The handle holds no outcome, so no
-    # reference cycle is made.
+    # reference cycle is made. No __init__: the hot paths make one with
+    # ``Outcome()`` and set its three slots, the cheapest way CPython has to make
+    # an instance of a class (no Python frame, no argument tuple); the rest of
+    # the package calls outcome_of().
     __slots__ = ("_handle", "_kind", "_payload")
 
-    def __init__(self, handle: JoinHandle[T_co], kind: int, payload: object) -> None:
-        self._handle = handle
-        self._kind = kind
-        self._payload = payload
+    _handle: JoinHandle[T_co]
+    _kind: int
+    _payload: object
 
     @property
     def id(self) -> int:
@@ -151,3 +154,12 @@ def _safe_repr(obj: object) -> str:
         return repr(obj)
     except Exception:  # noqa: BLE001
         return f"<{type(obj).__name__} object (repr failed)>"
+
+
+def outcome_of(handle: JoinHandle[T], kind: int, payload: object) -> Outcome[T]:
+    """The outcome of ``handle``'s task: ``kind`` with its value or exception."""
+    outcome: Outcome[T] = Outcome()
+    outcome._handle = handle
+    outcome._kind = kind
+    outcome._payload = payload
+    return outcome

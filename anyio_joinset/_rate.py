@@ -2,18 +2,20 @@
 # -----------------
 # Starts are evenly spaced: start k may happen no earlier than ``interval``
 # after start k-1, so any window of ``per_seconds`` holds at most ``count``
-# starts, and there is no burst after an idle period. Tasks wait for their turn
-# in arrival order, in a FIFO of their own wake-ups; only the head of the FIFO
-# sleeps, until ``_next``. No start time is reserved ahead: a task aborted while
-# it waits just leaves the FIFO (O(1)), so aborted tasks give their turn back
-# and the next task after a shutdown waits at most one interval after the last
-# real start (that one is kept: a shutdown never allows a burst, S9).
+# starts, and there is no burst after an idle period. Tasks take their turns in
+# the order they were started (spawn order, or the order their slots came under
+# ``limit``): a task joins the line when it is started (``expect``), not when
+# the event loop first runs it, since Trio runs a batch of ready tasks in any
+# order. Only the head of the line waits for the clock; the others wait for a
+# wake-up of their own. No start time is reserved ahead: a task aborted while it
+# waits just leaves the line (O(1)), so aborted tasks give their turn back and
+# the next task after a shutdown waits at most one interval after the last real
+# start (that one is kept: a shutdown never allows a burst, S9).
 #
-# ``wait_for_capacity`` promises that a task spawned when it returns starts at
-# once. A task spawned a moment ago may not have reached its wrapper yet (Trio
-# runs a batch of ready tasks in any order), so it is not in the FIFO: ``_owed``
-# counts those, from the spawn (``expect``) until the wrapper asks for its turn
-# or ends without one (``skip``), and capacity waits for them too.
+# Every task in the line leaves it exactly once: its wrapper takes its turn
+# (``wait_turn``), or it ends without one (``skip``: aborted before it ran, or
+# refused by the backend). ``wait_for_capacity`` promises that a task spawned
+# when it returns starts at once, so it waits until the line is empty.
 from __future__ import annotations
 
 import math
@@ -24,84 +26,85 @@ from anyio import Event
 
 from ._calling import real_number
 
-_GONE = object()
-
 
 @final
 class StartRate:
     """Spread task starts evenly: one start per ``interval`` seconds at most."""
 
-    __slots__ = ("_idle", "_interval", "_next", "_owed", "_queue")
+    __slots__ = ("_idle", "_interval", "_line", "_next")
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._next = -math.inf  # the earliest time of the next start
-        self._queue: dict[Event, None] = {}  # tasks waiting for their turn, FIFO
-        self._idle: Event | None = None  # set when the FIFO empties and nothing is owed
-        self._owed = 0  # tasks started whose wrapper has not asked for its turn yet
-
-    def _take_turn(self, now: float) -> None:
-        # From the actual start, not from the planned one: a start that is a
-        # little late never lets the next one come sooner than ``interval``.
-        self._next = now + self._interval
+        # The tasks started and not through their turn yet, in order (a ticket,
+        # the task's handle, each): their wake-up once they wait for it.
+        self._line: dict[object, Event | None] = {}
+        self._idle: Event | None = None  # set when the line empties
 
     def delay(self) -> float:
         """Seconds until the next turn is due (0 if it is)."""
         return max(0.0, self._next - anyio.current_time())
 
-    def expect(self) -> None:
-        """A task was started: its wrapper will ask for a turn (or `skip` it)."""
-        self._owed += 1
+    def expect(self, ticket: object) -> None:
+        """A task was started: it joins the line (it will `wait_turn` or `skip`)."""
+        self._line[ticket] = None
 
-    def skip(self) -> None:
-        """A started task ends without asking for its turn (aborted before it ran)."""
-        self._owed -= 1
-        self._settle()
+    def skip(self, ticket: object) -> None:
+        """A started task ends without its turn (aborted before it ran): it leaves."""
+        self._leave(ticket)
 
-    def _settle(self) -> None:
-        if not self._owed and not self._queue and self._idle is not None:
-            self._idle.set()
-            self._idle = None
+    def waiting(self, ticket: object) -> bool:
+        """Whether this task is started and has not had its turn yet (S23)."""
+        return ticket in self._line
 
     def has_capacity(self) -> bool:
-        """Whether a task spawned now would start at once: nobody ahead, turn due."""
-        return not self._owed and not self._queue and self.delay() <= 0
+        """Whether a task spawned now would start at once: nobody in line, turn due."""
+        return not self._line and self.delay() <= 0
 
-    async def wait_turn(self) -> None:
-        """Wait for this start's turn; returns at once (no checkpoint) when it is due."""
-        self._owed -= 1
+    async def wait_turn(self, ticket: object) -> None:
+        """Wait for this task's turn; returns at once (no checkpoint) when it is due."""
+        line = self._line
+        head = next(iter(line)) is ticket
         now = anyio.current_time()
-        queue = self._queue
-        if not queue and now >= self._next:
-            self._take_turn(now)
-            self._settle()
+        if head and now >= self._next:
+            self._take_turn(now, ticket)
             return
-        me = Event()
-        queue[me] = None
-        if len(queue) == 1:
+        line[ticket] = me = Event()
+        if head:
             me.set()  # first in line: only the clock to wait for
         try:
             await me.wait()
             while (delay := self._next - anyio.current_time()) > 0:  # noqa: ASYNC110 - a clock, not a flag
                 await anyio.sleep(delay)
-            self._take_turn(anyio.current_time())
-        finally:
-            self._leave(me)
+            self._take_turn(anyio.current_time(), ticket)
+        except BaseException:
+            self._leave(ticket)
+            raise
 
-    def _leave(self, me: Event) -> None:
-        queue = self._queue
-        was_head = next(iter(queue)) is me
-        del queue[me]
-        if queue:
-            if was_head:
-                next(iter(queue)).set()  # the next in line now waits for the clock
-        else:
-            self._settle()
+    def _take_turn(self, now: float, ticket: object) -> None:
+        # From the actual start, not from the planned one: a start that is a
+        # little late never lets the next one come sooner than ``interval``.
+        self._next = now + self._interval
+        self._leave(ticket)
+
+    def _leave(self, ticket: object) -> None:
+        line = self._line
+        was_head = next(iter(line)) is ticket
+        del line[ticket]
+        if not line:
+            if self._idle is not None:
+                self._idle.set()
+                self._idle = None
+        elif was_head:
+            event = next(iter(line.values()))
+            if event is not None:
+                event.set()  # the next in line waits for the clock now
+            # else its task has not asked yet: it finds itself at the head
 
     async def wait_capacity(self) -> None:
-        """Wait until nobody waits for a turn or is about to, and the next is due (S18)."""
+        """Wait until nobody is in line and the next turn is due (S18)."""
         while True:
-            if self._queue or self._owed:
+            if self._line:
                 if self._idle is None:
                     self._idle = Event()
                 await self._idle.wait()

@@ -20,7 +20,7 @@ from anyio.lowlevel import checkpoint
 
 from ._calling import call_async, check_flag, check_name, reject_uncallable, task_name
 from ._exceptions import TaskCancelled
-from ._outcome import CANCELLED, FAILED, LOST, Outcome
+from ._outcome import CANCELLED, FAILED, LOST, Outcome, outcome_of
 from ._states import CLOSED, CLOSING, OPEN, SHUTTING
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _not_started(status: TaskStatus[Any], handle: JoinHandle[Any]) -> NoReturn:
     status._payload = None  # no cycle through the exception's traceback
     if kind == FAILED:
         try:
-            raise Outcome(handle, FAILED, payload)._failure()
+            raise outcome_of(handle, FAILED, payload)._failure()
         finally:
             del payload
     if kind == LOST:

@@ -7,7 +7,8 @@ import math
 import anyio
 import pytest
 
-from anyio_joinset import JoinSet
+from anyio_joinset import JoinSet, TaskState
+from explore import EXPLORE_BACKENDS, explore_backend
 from helpers import VIRTUAL_TIME, Gate
 
 # Virtual time (helpers.VIRTUAL_TIME): the start times below are exact and the tests
@@ -176,3 +177,44 @@ def test_rate_that_allows_nothing_raises(bad: tuple[int, float]) -> None:
         match=r"^JoinSet rate must allow at least 1 start per a finite, positive number of",
     ):
         JoinSet[None](rate=bad)
+
+
+async def test_a_task_waits_for_its_rate_turn_from_its_spawn() -> None:
+    """S18, S23: right after spawn(), a task under ``rate`` reads RATE_TURN, as a snapshot says."""
+    async with JoinSet[None](rate=(1, 3600.0)) as js:
+        first = js.spawn(anyio.lowlevel.checkpoint)
+        second = js.spawn(anyio.lowlevel.checkpoint)
+        assert [first.state, second.state] == [TaskState.RATE_TURN] * 2
+        assert [t.state for t in js.snapshot().tasks] == ["waiting_for_rate"] * 2
+        await first.wait()  # its turn came at once; the second waits an hour
+        assert second.state is TaskState.RATE_TURN
+        js.abort_all()
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("backend", EXPLORE_BACKENDS)
+def test_rate_turns_follow_spawn_order_in_any_schedule(backend: str, seed: int) -> None:
+    """
+    S18: turns are taken in spawn order, whatever order the loop first runs the tasks in.
+
+    The tasks' first steps are shuffled (asyncio with a seeded ready queue,
+    Trio's own shuffling, seeded). A task joins the line of turns when it is
+    spawned, not when it first runs: the bodies start in spawn order.
+    """
+    started: list[int] = []
+
+    async def record(index: int) -> int:
+        started.append(index)
+        return index
+
+    async def main() -> list[int]:
+        with anyio.fail_after(30):
+            async with JoinSet[int](rate=(1, 0.001)) as js:
+                for index in range(6):
+                    js.spawn(record, index)
+                return [outcome.result() async for outcome in js]
+
+    name, options = explore_backend(backend, seed)
+    finished = anyio.run(main, backend=name, backend_options=options)
+    assert started == list(range(6))
+    assert sorted(finished) == list(range(6))  # every task ended by itself
