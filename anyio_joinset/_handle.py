@@ -120,8 +120,8 @@ class JoinHandle(Generic[T]):
         `TaskState.FINISHED` (its outcome not handed out yet),
         `TaskState.HANDED_OUT`, or `TaskState.DETACHED` (finished, and its outcome
         never kept: `detach`, or a JoinMap task replaced under its key). An
-        aborted task that has not finished is `TaskState.RUNNING` (unwinding) or
-        `TaskState.WAITING` with `aborted` true.
+        aborted task that has not finished is `TaskState.RUNNING` (unwinding), or
+        `TaskState.WAITING` or `TaskState.RATE_TURN` with `aborted` true.
         """
         kind = self._kind
         if kind == HANDED_OUT:
