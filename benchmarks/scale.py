@@ -5,7 +5,8 @@
 #   alive     N tasks alive at once (spawned, all waiting on one Event, then
 #             released and joined), asyncio W1: wall time per task for the floor
 #             (AnyIO task group + memory object stream) and JoinSet, paired runs
-#             (floor and JoinSet alternate, median of --runs), at each size; and
+#             (floor and JoinSet alternate, median of --runs), at each size, each
+#             run after a warm-up and over at least 100,000 tasks; and
 #             memory per pending task, tracemalloc (Python allocations) and RSS
 #             (VmRSS growth), measured in fresh processes.
 #   detached  1,000,000 short connection-like tasks through ONE long-lived set
@@ -118,7 +119,21 @@ def _memory(measure: str) -> int:
 IMPLS = {"floor": floor_alive, "JoinSet": joinset_alive}
 
 
+async def _timed(impl: str, n: int) -> float:
+    """
+    Seconds per task: one warm-up run, then the median of enough runs to fill 100k tasks.
+
+    The warm-up lets the interpreter specialize the code first (a fresh
+    process's first thousand tasks run slower code than the rest), and the
+    repeats make a 1,000-task run (about 25 ms) more than one sample.
+    """
+    await IMPLS[impl](min(n, 1000), "time")
+    return statistics.median([await IMPLS[impl](n, "time") for _ in range(max(1, 100_000 // n))])
+
+
 def child_alive(impl: str, n: int, measure: str) -> float:
+    if measure == "time":
+        return anyio.run(_timed, impl, n)
     if measure == "tracemalloc":
         tracemalloc.start()
     return anyio.run(IMPLS[impl], n, measure)
