@@ -422,7 +422,7 @@ class Engine(Generic[T]):
             close_coroutines(*args)  # passed by mistake: no "never awaited" warning
             raise
 
-    def _add(  # noqa: C901 - the per-task hot path, inline
+    def _add(
         self,
         coro: Coroutine[Any, Any, T],
         name: str,
@@ -432,8 +432,9 @@ class Engine(Generic[T]):
         """
         Count and start (or queue) a task whose coroutine is made (S2, S14).
 
-        For a JoinMap, the key's entry is taken out first: a key whose ``__eq__``
-        raises fails here with nothing changed (S16). A start the backend refuses
+        For a JoinMap, the new task goes under its key first, before anything is
+        counted: a key whose hash or ``__eq__`` raises, on any of the calls it
+        gets, fails here with nothing changed (S16). A start the backend refuses
         (an asyncio task factory that raises) leaves the set as it was: the old
         task of the key keeps running and ``stats()`` has not moved.
 
@@ -441,32 +442,32 @@ class Engine(Generic[T]):
         calls ``task_status.started()`` (S21): until then it is detached, not
         counted in ``len`` and not under its key.
         """
-        keys = self._keys
-        old: JoinHandle[T] | None = None
-        if keys is not None and status is None:
-            # A key's old task is taken out, so the new key object is stored
-            # below (S16). ``in`` hashes the key even in an empty dict: an
-            # unhashable key fails here, before anything changed. ``in`` and not
-            # get() or pop(): an operator, not a method call (once per task).
-            try:
-                if key in keys:
-                    old = keys.pop(key)
-                elif self._holding:
-                    self._replace_held(key)
-            except BaseException:
-                coro.close()  # no "never awaited" warning
-                raise
-        self._next_id += 1
         # JoinHandle has no __init__: its slots are set here (the cheapest way to
         # make one), as this runs once per task.
         handle: JoinHandle[T] = JoinHandle()
         handle._owner = self
-        handle._id = self._next_id
+        handle._id = self._next_id + 1
         handle._name = name
         handle._key = key
         handle._flags = 0
         handle._task = handle._payload = handle._status = None
         handle._kind = UNFINISHED
+        keys = self._keys
+        old: JoinHandle[T] | None = None
+        if keys is not None and status is None:
+            # ``in`` hashes the key even in an empty dict, and is an operator, not
+            # a method call (this runs once per task).
+            try:
+                if key in keys:
+                    old = self._rekey(keys, key, handle)
+                elif self._holding:
+                    self._replace_held(keys, key, handle)
+                else:
+                    keys[key] = handle
+            except BaseException:
+                coro.close()  # no "never awaited" warning
+                raise
+        self._next_id += 1
         # Spawns within a millisecond share one float (24 bytes a task in a burst):
         # a snapshot's ages are to the millisecond (S28); an instrument's run
         # times start from a start time of their own.
@@ -482,8 +483,6 @@ class Engine(Generic[T]):
                 # The common case (no limit, rate or instrument; not start()), inline
                 # with _launch's and _start's: this runs once per task.
                 self._pending += 1
-                if keys is not None:
-                    keys[key] = handle  # the new key object, even under an equal key (S16)
                 self._running += 1
                 wrapper = self._run(handle, coro)
                 try:
@@ -509,8 +508,6 @@ class Engine(Generic[T]):
             self._hooks.spawned(self, handle)
         if status is None:
             self._pending += 1
-            if self._keys is not None:
-                self._keys[handle._key] = handle  # as in _add (S16)
         else:
             handle._flags |= DETACHED
             handle._status = status
@@ -630,6 +627,13 @@ class Engine(Generic[T]):
                     await self._rate.wait_turn(handle)
                     handle._kind = UNFINISHED
                     handle._payload = _now()  # its start time (see JoinHandle)
+                    # Aborted in the very loop iteration its turn came: asyncio may
+                    # hold the cancellation back for the next checkpoint, which
+                    # would be in its body (S7).
+                    if (handle._flags & ABORTED or self._outer_cancelled()) and self._never_runs(
+                        handle, coro
+                    ):
+                        return
                 if self._hooks is not None:
                     self._hooks.started(self, handle)
             value = await coro
@@ -968,19 +972,50 @@ class Engine(Generic[T]):
         holding = self._holding
         del holding[next(i for i, held in enumerate(holding) if held is taken)]
 
-    def _replace_held(self, key: object) -> None:
+    def _rekey(
+        self, keys: dict[Any, JoinHandle[T]], key: object, handle: JoinHandle[T]
+    ) -> JoinHandle[T]:
         """
-        ``key`` is spawned again while a combinator holds its old outcome.
+        Put ``handle`` under ``key``, which has a task: return that old task (S16).
 
-        The newer task wins (S16 over S11): if the combinator is cancelled, that
-        outcome is not put back, even once the newer task's own outcome has been
-        handed out and the key is gone again.
+        The entry is taken out and put in again, so the new key object is stored,
+        even under an equal key. A key whose hash or ``__eq__`` raises on one of
+        these later calls leaves ``keys`` as they were: the old task is put back
+        (and if even that fails, it is replaced, so that ``len``, ``keys()`` and
+        ``join_next`` still agree).
         """
-        for taken in self._holding:
-            for outcome in taken:
-                handle = outcome._handle
-                if handle._key is key or handle._key == key:
-                    handle._flags |= DETACHED
+        old = keys.pop(key)
+        try:
+            keys[key] = handle
+        except BaseException:
+            try:
+                keys[old._key] = old
+            except BaseException:  # noqa: BLE001 - the first error is the one raised
+                self._retire(old)
+            raise
+        return old
+
+    def _replace_held(
+        self, keys: dict[Any, JoinHandle[T]], key: object, handle: JoinHandle[T]
+    ) -> None:
+        """
+        Put ``handle`` under ``key``, spawned while a combinator holds outcomes.
+
+        If one of them is ``key``'s old outcome, the newer task wins (S16 over
+        S11): if the combinator is cancelled, that outcome is not put back, even
+        once the newer task's own outcome has been handed out and the key is gone
+        again. The keys are compared before anything changes, as their
+        ``__eq__`` may raise.
+        """
+        held = [
+            outcome._handle
+            for taken in self._holding
+            for outcome in taken
+            if outcome._handle._key is key or outcome._handle._key == key
+        ]
+        keys[key] = handle
+        for old in held:
+            old._flags |= DETACHED
 
     def _put_back(self, outcomes: list[Outcome[T]]) -> None:
         """Return outcomes taken and not handed out, ahead of the rest, in order (S11)."""
@@ -1022,9 +1057,13 @@ class Engine(Generic[T]):
         keys = self._keys
         old = None
         if keys is not None:
-            # First, so a key whose __eq__ raises fails here with nothing changed (S16).
-            old = keys.pop(handle._key, None)
-            keys[handle._key] = handle  # its key's old task is replaced only now
+            # First, so a key whose hash or __eq__ raises fails here with nothing
+            # changed (S16); its key's old task is replaced only now.
+            key = handle._key
+            if key in keys:
+                old = self._rekey(keys, key, handle)
+            else:
+                keys[key] = handle
         handle._flags &= ~DETACHED
         self._pending += 1
         if old is not None:

@@ -120,18 +120,21 @@ class JoinHandle(Generic[T]):
         `TaskState.FINISHED` (its outcome not handed out yet),
         `TaskState.HANDED_OUT`, or `TaskState.DETACHED` (finished, and its outcome
         never kept: `detach`, or a JoinMap task replaced under its key). An
-        aborted task that has not finished is `TaskState.RUNNING` (unwinding), or
-        `TaskState.WAITING` or `TaskState.RATE_TURN` with `aborted` true.
+        aborted task that has not finished is `TaskState.RUNNING` (unwinding:
+        what a snapshot calls ``aborting``), or `TaskState.WAITING` (for a slot)
+        with `aborted` true.
         """
         kind = self._kind
         if kind == HANDED_OUT:
             return TaskState.HANDED_OUT
         if kind >= FINISHING:
             return TaskState.DETACHED if self._flags >= DETACHED else TaskState.FINISHED
-        if kind == RATE_TURN:
-            return TaskState.RATE_TURN
         if kind == QUEUED:
             return TaskState.WAITING
+        if self._flags & ABORTED:
+            return TaskState.RUNNING  # unwinding: what a snapshot calls aborting
+        if kind == RATE_TURN:
+            return TaskState.RATE_TURN
         rate = self._owner._rate
         if rate is not None and rate.waiting(self):
             return TaskState.RATE_TURN  # started, not run by the event loop yet

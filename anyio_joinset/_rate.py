@@ -50,8 +50,9 @@ class StartRate:
         self._line[ticket] = None
 
     def skip(self, ticket: object) -> None:
-        """A started task ends without its turn (aborted before it ran): it leaves."""
-        self._leave(ticket)
+        """A started task ends without running (aborted before it ran): it leaves."""
+        if ticket in self._line:  # else aborted in the very step its turn came
+            self._leave(ticket)
 
     def waiting(self, ticket: object) -> bool:
         """Whether this task is started and has not had its turn yet (S23)."""

@@ -193,7 +193,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super()._run_once()  # type: ignore[misc]
 
 
-def _virtual_time_backends() -> list[Any]:
+def virtual_time_backends() -> list[Any]:
     from trio.testing import MockClock  # noqa: PLC0415
 
     params = [
@@ -215,4 +215,4 @@ def _virtual_time_backends() -> list[Any]:
 # Trio on its MockClock. (uvloop's clock cannot be replaced.) Never await
 # anyio.wait_all_tasks_blocked() on asyncio under it: it polls with a 0.1 s sleep,
 # which moves the virtual clock.
-VIRTUAL_TIME = pytest.mark.parametrize("anyio_backend", _virtual_time_backends())
+VIRTUAL_TIME = pytest.mark.parametrize("anyio_backend", virtual_time_backends())

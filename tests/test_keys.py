@@ -223,3 +223,77 @@ async def test_a_put_back_outcome_loses_to_a_newer_task_of_its_key(
     assert sorted(pairs) == [("k", "new"), ("slow", True)]
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert logged == [error]
+
+
+class FlakyHash:
+    """A key whose hash works for its first ``good`` calls and raises after (S16)."""
+
+    def __init__(self, good: int) -> None:
+        self.good = good
+        self.calls = 0
+
+    def __hash__(self) -> int:
+        self.calls += 1
+        if self.calls > self.good:
+            msg = "this key's hash fails from now on"
+            raise ArithmeticError(msg)
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FlakyHash)
+
+
+async def test_a_key_whose_hash_fails_on_its_store_leaves_the_map_unchanged() -> None:
+    """S16: a hash that works for the look-up and fails for the store: nothing changes."""
+    release = anyio.Event()
+    async with JoinMap[object, object]() as jm:
+        jm.spawn("a", wait_then_return, release, 1)
+        before = (len(jm), list(jm.keys()), jm.stats())
+        with pytest.raises(ArithmeticError, match="fails from now on"):
+            jm.spawn(FlakyHash(good=1), wait_then_return, release, 2)  # no "never awaited"
+        assert (len(jm), list(jm.keys()), jm.stats()) == before
+        release.set()
+        assert await jm.join_all() == [("a", 1)]
+
+
+async def test_a_key_whose_hash_fails_when_it_replaces_keeps_the_old_task() -> None:
+    """S16: a replacement whose key's hash fails after the look-up keeps the old task."""
+    release = anyio.Event()
+    old_key = FlakyHash(good=10**9)
+    async with JoinMap[object, object]() as jm:
+        jm.spawn(old_key, wait_then_return, release, "old")
+        before = (len(jm), jm.stats())
+        # Its look-up finds the old key; taking the old task out works; the store fails.
+        with pytest.raises(ArithmeticError, match="fails from now on"):
+            jm.spawn(FlakyHash(good=2), wait_then_return, release, "new")
+        assert (len(jm), jm.stats()) == before
+        assert next(iter(jm.keys())) is old_key
+        release.set()
+        assert await jm.join_all() == [(old_key, "old")]
+
+
+async def test_a_key_whose_hash_fails_for_good_when_it_replaces_itself() -> None:
+    """
+    S16: spawned again under the very key object, whose hash then fails for good.
+
+    The old task cannot be put back under it: it is replaced (aborted, never
+    handed out), so ``len``, ``keys()`` and ``join_next`` still agree; the
+    spawn raises the key's error.
+    """
+    key = FlakyHash(good=4)  # two calls for its first spawn, two for the next look-up
+    ran: list[str] = []
+
+    async def old() -> None:
+        ran.append("old")
+        await anyio.sleep_forever()
+
+    async with JoinMap[object, None]() as jm:
+        handle = jm.spawn(key, old)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(ArithmeticError, match="fails from now on"):
+            jm.spawn(key, old)
+        assert (len(jm), list(jm.keys()), jm.stats().running) == (0, [], 1)
+        await handle.wait()
+        assert handle.aborted
+        assert await jm.join_next() is None
+    assert ran == ["old"]

@@ -9,7 +9,7 @@ import pytest
 
 from anyio_joinset import JoinSet, TaskState
 from explore import EXPLORE_BACKENDS, explore_backend
-from helpers import VIRTUAL_TIME, Gate
+from helpers import VIRTUAL_TIME, Gate, virtual_time_backends
 
 # Virtual time (helpers.VIRTUAL_TIME): the start times below are exact and the tests
 # take no real time, on asyncio (plain and eager) and on Trio.
@@ -218,3 +218,57 @@ def test_rate_turns_follow_spawn_order_in_any_schedule(backend: str, seed: int) 
     finished = anyio.run(main, backend=name, backend_options=options)
     assert started == list(range(6))
     assert sorted(finished) == list(range(6))  # every task ended by itself
+
+
+# asyncio runs timers that fire together in the order they were set; Trio runs a
+# batch in any order, so there the turn may come first (and the body run, rightly).
+ASYNCIO_VIRTUAL_TIME = pytest.mark.parametrize(
+    "anyio_backend", [p for p in virtual_time_backends() if "asyncio" in str(p.id)]
+)
+
+
+@ASYNCIO_VIRTUAL_TIME
+@pytest.mark.parametrize("how", ["abort", "abort_all", "shutdown", "outer scope"])
+async def test_aborted_as_its_turn_comes_never_runs_the_body(how: str) -> None:
+    """
+    S7, S18: aborted in the very loop iteration its turn's timer fires, no body runs.
+
+    On virtual time the abort's timer and the turn's fire together, the abort's
+    first. asyncio then holds AnyIO's cancellation back (the task's sleep has
+    already ended), so without a check after the turn the body ran up to its
+    first checkpoint (an outside probe found it).
+    """
+    ran: list[str] = []
+
+    async def victim() -> None:
+        ran.append("body")
+        await anyio.lowlevel.checkpoint()
+
+    async def other() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        scope = anyio.CancelScope()
+        js = JoinSet[None](rate=(1, 1.0))
+
+        async def aborter() -> None:
+            await anyio.sleep(1.0)  # when the second turn comes: this timer first
+            if how == "abort":
+                handle.abort()
+            elif how == "abort_all":
+                js.abort_all()
+            elif how == "outer scope":
+                scope.cancel()
+            else:
+                await js.shutdown()
+
+        tg.start_soon(aborter)
+        with scope:
+            async with js:
+                js.spawn(other)  # takes the turn at 0
+                handle = js.spawn(victim)  # its turn comes at 1.0
+                outcomes = [o async for o in js]
+        assert ran == []
+        if how in ("abort", "abort_all"):  # shutdown() takes the outcomes itself
+            assert [o.cancelled() for o in outcomes] == [False, True]
+        assert handle.aborted or how == "outer scope"
