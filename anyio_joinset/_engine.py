@@ -180,6 +180,7 @@ class Engine(Generic[T]):
         "_room",
         "_running",
         "_send",
+        "_share_until",
         "_slots",
         "_state",
         "_swept",
@@ -219,6 +220,8 @@ class Engine(Generic[T]):
         self._state = NEW
         self._next_id = 0
         self._pending = 0
+        # Tasks started and not finished, counted under a limit only (its slots,
+        # S14); without one, the unfinished tasks of _live: see _running_now.
         self._running = 0
         # Every task in spawn order, finished ones too until a compaction drops
         # them (see _bury): an entry costs 8 bytes, where a dict's cost 50.
@@ -226,6 +229,7 @@ class Engine(Generic[T]):
         self._dead = 0  # finished handles still in _live
         self._compact_at = _COMPACT_MIN
         self._last_spawned = -math.inf  # a spawn time that later spawns may share
+        self._share_until = -math.inf  # until when: _last_spawned + _SPAWN_TIME_SHARED
         self._nready = 0  # outcomes ready to hand out: in the stream or in _front
         self._front: deque[Outcome[T]] = deque()  # put back by a cancelled combinator (S11)
         # The outcomes each running join_all / first_success has taken: it may put
@@ -350,6 +354,7 @@ class Engine(Generic[T]):
         unguard(self._tg)
         self._pending = 0
         self._live = []
+        self._dead = 0
         if self._slots is not None:
             self._slots.clear()
         self._drop_ready()
@@ -446,7 +451,6 @@ class Engine(Generic[T]):
         # make one), as this runs once per task.
         handle: JoinHandle[T] = JoinHandle()
         handle._owner = self
-        handle._id = self._next_id + 1
         handle._name = name
         handle._key = key
         handle._flags = 0
@@ -467,15 +471,16 @@ class Engine(Generic[T]):
             except BaseException:
                 coro.close()  # no "never awaited" warning
                 raise
-        self._next_id += 1
+        self._next_id = handle._id = self._next_id + 1  # counted only now
         # Spawns within a millisecond share one float (24 bytes a task in a burst):
         # a snapshot's ages are to the millisecond (S28); an instrument's run
         # times start from a start time of their own.
         spawned = _now()
-        if spawned - self._last_spawned < _SPAWN_TIME_SHARED:
+        if spawned < self._share_until:
             spawned = self._last_spawned
         else:
             self._last_spawned = spawned
+            self._share_until = spawned + _SPAWN_TIME_SHARED
         handle._spawned = spawned
         self._live.append(handle)
         try:
@@ -483,7 +488,6 @@ class Engine(Generic[T]):
                 # The common case (no limit, rate or instrument; not start()), inline
                 # with _launch's and _start's: this runs once per task.
                 self._pending += 1
-                self._running += 1
                 wrapper = self._run(handle, coro)
                 try:
                     handle._task = self._tg.create_task(wrapper, name=name)
@@ -558,7 +562,8 @@ class Engine(Generic[T]):
     def _start(
         self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T], context: Context | None
     ) -> None:
-        self._running += 1
+        if self._slots is not None:
+            self._running += 1
         if self._rate is not None:
             self._rate.expect(handle)  # it joins the line of rate turns (S18)
         wrapper = self._run(handle, coro)
@@ -573,7 +578,8 @@ class Engine(Generic[T]):
 
     def _refused(self, handle: JoinHandle[T], coro: Coroutine[Any, Any, T]) -> None:
         """The backend refused to start the task: undo its counting (S3)."""
-        self._running -= 1
+        if self._slots is not None:
+            self._running -= 1
         handle._kind = LOST  # it never ran: out of every count, and of _live at
         self._bury()  # its next compaction (a hook may hold the handle: done)
         if self._keys is not None and self._keys.get(handle._key) is handle:
@@ -656,7 +662,6 @@ class Engine(Generic[T]):
                 self._dead += 1  # _bury, inline
                 if self._dead > self._compact_at:
                     self._compact()
-                self._running -= 1
                 handle._payload = value
                 self._push(handle)
                 if not self._nready:
@@ -776,8 +781,8 @@ class Engine(Generic[T]):
         if self._hooks is not None:
             self._hooks.finished(self, handle, kind)
         self._bury()
-        self._running -= 1
         if self._slots is not None:
+            self._running -= 1
             self._slots.freed(self)
         self._deliver(handle, kind, payload)
 
@@ -801,6 +806,13 @@ class Engine(Generic[T]):
         self._dead = 0
         self._compact_at = max(_COMPACT_MIN, len(live))
 
+    def _running_now(self) -> int:
+        """Tasks started and not finished (``stats().running``)."""
+        if self._slots is not None:
+            return self._running
+        # Without a limit every task starts when spawned: the unfinished ones.
+        return len(self._live) - self._dead
+
     def _unfinished(self) -> list[JoinHandle[T]]:
         """The tasks of ``_live`` that have not finished, in spawn order."""
         return [handle for handle in self._live if handle._kind < FINISHING]
@@ -809,8 +821,8 @@ class Engine(Generic[T]):
         handle._kind = LOST
         handle._task = None
         self._bury()
-        self._running -= 1
         if self._slots is not None:
+            self._running -= 1
             self._slots.freed(self)
 
     def _unclaimed(self, handle: JoinHandle[T], kind: int, payload: object) -> None:
@@ -1190,7 +1202,7 @@ class Engine(Generic[T]):
     def _stats(self) -> tuple[int, int, int, int, int, int, int]:
         spawned = self._next_id
         waiting = 0 if self._slots is None else self._slots.waiting
-        running = self._running
+        running = self._running_now()
         finished = self._nready
         joined = spawned - waiting - running - finished
         return spawned, waiting, running, finished, joined, self._failed, self._cancelled

@@ -100,6 +100,48 @@ async def test_stats_track_every_stage() -> None:
     assert js.stats() == stats  # after the block, still readable
 
 
+async def test_stats_without_a_limit_count_every_unfinished_task() -> None:
+    """
+    stats() without a limit: running is every task not finished yet (S14).
+
+    A set without a limit counts them from its list of tasks, which drops
+    finished ones from time to time (here: 100 finish at once); after the
+    block nothing is running.
+    """
+    release = anyio.Event()
+    js = JoinSet[object]()
+    async with js:
+        for i in range(100):
+            js.spawn(value_of, i)
+        for _ in range(3):
+            js.spawn(release.wait)
+        await anyio.wait_all_tasks_blocked()
+        assert js.stats() == JoinSetStats(
+            spawned=103, waiting=0, running=3, finished=100, joined=0, failed=0, cancelled=0
+        )
+        for _ in range(60):
+            await js.join_next()
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        assert js.stats() == JoinSetStats(
+            spawned=103, waiting=0, running=0, finished=43, joined=60, failed=0, cancelled=0
+        )
+        js.spawn(release.wait)  # aborted by the block's end before its first step
+        assert js.stats().running == 1
+    after = js.stats()  # the unjoined outcomes were dropped with the block
+    assert after == JoinSetStats(
+        spawned=104, waiting=0, running=0, finished=0, joined=104, failed=0, cancelled=1
+    )
+    async with JoinSet[object]() as few:  # fewer finished tasks than a compaction waits for
+        for i in range(5):
+            few.spawn(value_of, i)
+        await anyio.wait_all_tasks_blocked()
+        assert few.stats().running == 0
+    assert few.stats() == JoinSetStats(
+        spawned=5, waiting=0, running=0, finished=0, joined=5, failed=0, cancelled=0
+    )
+
+
 async def test_stats_is_immutable_snapshot() -> None:
     """stats() returns a new immutable snapshot each call."""
     async with JoinSet[object]() as js:
